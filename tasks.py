@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Set up the course and run its jobs, with nothing but Python 3.11 and the package registries.
+
+    python3 tasks.py book    # install everything into .venv, then build the website into _build/html
+    python3 tasks.py test    # install everything into .venv, then lint and run the test suite
+    python3 tasks.py setup   # only install (idempotent: a second run takes a second)
+
+Installation is recorded in .venv/.installed (a hash of requirements.txt, constraints.txt,
+pyproject.toml and the Python version), so nothing is reinstalled unless one of them changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".installed"
+INPUTS = ("requirements.txt", "constraints.txt", "pyproject.toml")
+# Offline by default: no model or data set is fetched from a hub during tests or the book build.
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"}
+
+
+def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True, env={**os.environ, **(env or {})})
+
+
+def fingerprint() -> str:
+    h = hashlib.sha256(sys.version.encode())
+    for name in INPUTS:
+        h.update((ROOT / name).read_bytes())
+    return h.hexdigest()
+
+
+def setup() -> None:
+    """Create .venv and install the pinned requirements plus bertlab itself (editable)."""
+    if sys.version_info[:2] != (3, 11):
+        print(f"note: the course is pinned and tested on Python 3.11; this is {sys.version.split()[0]}.")
+    if not PY.exists():
+        print(f"creating {VENV}")
+        venv.create(VENV, with_pip=True)
+    if STAMP.exists() and STAMP.read_text() == fingerprint():
+        print("set-up: .venv is up to date")
+        return
+    pip = (PY, "-m", "pip", "install", "--disable-pip-version-check", "-q")
+    run(*pip, "-r", "requirements.txt", "-c", "constraints.txt")
+    run(*pip, "--no-deps", "-e", ".")
+    STAMP.write_text(fingerprint())
+
+
+def install_browser() -> None:
+    """Debian's chromium, for the browser test of the website (skipped where apt-get or root is missing)."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        run("apt-get", "update", "-qq", env=env)
+        run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver", env=env)
+    else:
+        print("note: chromium not found and cannot be installed here; the browser test of the site will be skipped.")
+
+
+def lint() -> None:
+    run(BIN / "ruff", "check", ".")
+
+
+def build_book() -> None:
+    """Execute every chapter (cached in _build/.jupyter_cache) and build the HTML; warnings are errors."""
+    run(BIN / "jupyter-book", "build", ".", "--warningiserror", "--nitpick", "--keep-going", env=OFFLINE)
+
+
+def test(extra: list[str]) -> None:
+    lint()
+    run(PY, "-m", "pytest", *extra, env=OFFLINE)
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in {"setup", "book", "test", "lint", "bench"}:
+        print(__doc__)
+        sys.exit(2)
+    setup()
+    job, extra = argv[0], argv[1:]
+    if job == "book":
+        build_book()
+    elif job == "test":
+        test(extra)
+    elif job == "lint":
+        lint()
+    elif job == "bench":
+        run(PY, "bench/train_step.py", *extra, env=OFFLINE)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
