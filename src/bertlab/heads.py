@@ -252,6 +252,11 @@ class BertForQuestionAnswering(PreTrainedBert):
     head_prefixes = ("qa_outputs.",)
 
     def __init__(self, config: BertConfig):
+        if config.num_labels != 2:
+            raise ValueError(
+                f"BertForQuestionAnswering predicts two scores per token (start, end): config.num_labels must be 2, "
+                f"got {config.num_labels}."
+            )
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)

@@ -87,11 +87,12 @@ class BertEmbeddings(nn.Module):
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         T = input_ids.shape[1]
         position_ids = torch.arange(T, device=input_ids.device)  # (T,), broadcast over the batch
-        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
         if token_type_ids is None:
-            x = x + self.token_type_embeddings.weight[0]  # every token in segment A
+            segment = self.token_type_embeddings.weight[0]  # every token in segment A
         else:
-            x = x + self.token_type_embeddings(token_type_ids)
+            segment = self.token_type_embeddings(token_type_ids)
+        # summed in the order transformers uses, so that fp32 rounding matches it bit for bit
+        x = self.word_embeddings(input_ids) + segment + self.position_embeddings(position_ids)
         return self.dropout(self.LayerNorm(x))
 
 

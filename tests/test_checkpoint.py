@@ -1,0 +1,119 @@
+"""Loading real and synthetic checkpoints: every key accounted for, every mismatch named."""
+
+import json
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import bertlab
+from bertlab import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
+from bertlab.checkpoint import bundled_minilm_dir
+
+
+@pytest.fixture
+def pretraining_dir(tmp_path):
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig.from_preset("tiny", vocab_size=200))
+    return model.save_pretrained(tmp_path / "pre")
+
+
+def rewrite(directory, edit):
+    """Apply edit(state) to a saved checkpoint's weights."""
+    state = load_file(directory / "model.safetensors")
+    edit(state)
+    save_file(state, directory / "model.safetensors")
+
+
+def test_bare_encoder_checkpoint_loads_into_pretraining_model_with_named_new_heads():
+    with pytest.warns(UserWarning, match="newly initialised.*cls\\."):
+        model = BertForPreTraining.from_pretrained(bundled_minilm_dir())
+    assert model.loading_info["missing"] and all(k.startswith("cls.") for k in model.loading_info["missing"])
+    assert model.loading_info["unused"] == []
+    reference = BertModel.from_pretrained(bundled_minilm_dir(), strict=True)
+    assert torch.equal(model.bert.encoder.layer[3].output.dense.weight, reference.encoder.layer[3].output.dense.weight)
+    with pytest.raises(ValueError, match="missing from the checkpoint: cls\\."):
+        BertForPreTraining.from_pretrained(bundled_minilm_dir(), strict=True)
+
+
+def test_pretraining_checkpoint_fine_tunes_into_a_classifier(pretraining_dir):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = BertForSequenceClassification.from_pretrained(pretraining_dir, num_labels=3)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "classifier.weight" in messages and "cls.predictions.bias" in messages
+    assert clf.classifier.out_features == 3
+    pre = BertForPreTraining.from_pretrained(pretraining_dir, strict=True)
+    assert torch.equal(clf.bert.pooler.dense.weight, pre.bert.pooler.dense.weight)
+
+
+def test_pretraining_checkpoint_loads_into_bare_encoder(pretraining_dir):
+    with pytest.warns(UserWarning, match="not used"):
+        enc = BertModel.from_pretrained(pretraining_dir)
+    assert all(k.startswith("cls.") for k in enc.loading_info["unused"])
+
+
+def test_missing_encoder_weight_is_an_error_that_names_it(pretraining_dir):
+    rewrite(pretraining_dir, lambda s: s.pop("bert.encoder.layer.1.attention.self.key.weight"))
+    with pytest.raises(ValueError, match="encoder.layer.1.attention.self.key.weight"):
+        BertForPreTraining.from_pretrained(pretraining_dir)
+
+
+def test_unknown_weight_is_an_error_that_names_it(pretraining_dir):
+    rewrite(pretraining_dir, lambda s: s.update({"bert.encoder.layer.0.adapter.weight": torch.zeros(3)}))
+    with pytest.raises(ValueError, match="adapter.weight"):
+        BertForPreTraining.from_pretrained(pretraining_dir)
+
+
+def test_shape_mismatch_is_an_error_that_names_the_shapes(pretraining_dir):
+    config = json.loads((pretraining_dir / "config.json").read_text())
+    (pretraining_dir / "config.json").write_text(json.dumps({**config, "vocab_size": 201}))
+    with pytest.raises(ValueError, match=r"word_embeddings.weight has shape \(200, 128\)"):
+        BertForPreTraining.from_pretrained(pretraining_dir)
+
+
+def test_untied_decoder_is_refused(pretraining_dir):
+    rewrite(pretraining_dir, lambda s: s.update({"cls.predictions.decoder.weight": torch.randn(200, 128)}))
+    with pytest.raises(ValueError, match="untied"):
+        BertForPreTraining.from_pretrained(pretraining_dir)
+
+
+def test_old_style_checkpoints_load(pretraining_dir, tmp_path):
+    """TensorFlow-era names (gamma/beta), a stored position_ids buffer, a tied decoder copy, pytorch_model.bin."""
+    state = load_file(pretraining_dir / "model.safetensors")
+    old = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+           for k, v in state.items()}
+    old["bert.embeddings.position_ids"] = torch.arange(512)[None]
+    old["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"].clone()
+    target = tmp_path / "old"
+    target.mkdir()
+    (target / "config.json").write_text((pretraining_dir / "config.json").read_text())
+    torch.save(old, target / "pytorch_model.bin")
+    model = BertForPreTraining.from_pretrained(target, strict=True)
+    assert torch.equal(model.bert.embeddings.LayerNorm.weight, state["bert.embeddings.LayerNorm.weight"])
+
+
+def test_non_bert_checkpoint_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 2}))
+    with pytest.raises(ValueError, match="model_type='gpt2'"):
+        BertModel.from_pretrained(tmp_path)
+
+
+def test_directory_without_config_or_weights(tmp_path, pretraining_dir):
+    with pytest.raises(ValueError, match="no config.json"):
+        BertModel.from_pretrained(tmp_path)
+    (pretraining_dir / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="holds no weights"):
+        BertModel.from_pretrained(pretraining_dir)
+
+
+def test_unknown_name_offline_says_what_to_do_instead(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="bundled_minilm_dir"):
+        BertModel.from_pretrained("no-such-user/no-such-bert")
+
+
+def test_unknown_config_override_is_refused(pretraining_dir):
+    with pytest.raises(ValueError, match="not a BertConfig field"):
+        bertlab.BertForSequenceClassification.from_pretrained(pretraining_dir, num_classes=3)
