@@ -1,0 +1,167 @@
+"""Fine-tuning a pretrained BERT (or the same architecture from random weights) on one task.
+
+    result = finetune(FinetuneConfig(task="sentiment", checkpoint="runs/pretrain/checkpoint-2000"))
+    result.metrics  # eval_accuracy (validation), test_accuracy; QA: exact_match and f1
+
+``init="random"`` trains the same architecture from random weights with the same budget: the
+difference between the two is what pretraining bought.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import CONFIG_NAME, resolve_checkpoint_dir
+from .config import PRESETS, BertConfig
+from .distributed import DistInfo, broadcast, init_distributed
+from .finetune_tasks import TASKS, FinetuneTask, pad_batch, task_loss
+from .tokenizer import load_tokenizer
+from .trainer import (
+    TOKENIZER_FILES,
+    TrainArgs,
+    Trainer,
+    TrainResult,
+    iterate_batches,
+    load_checkpoint_tokenizer,
+    option,
+    save_tokenizer,
+    set_seed,
+)
+
+TEST_METRICS_NAME = "test_metrics.json"
+
+
+@dataclass
+class FinetuneConfig(TrainArgs):
+    """Everything a fine-tuning run depends on (see also :class:`~bertlab.trainer.TrainArgs`)."""
+
+    output_dir: str = option("runs/finetune", "directory for checkpoints (checkpoint-<step>/) and history.json")
+    task: str = option("sentiment", "sentiment, pos (part of speech), pair (sentence pairs) or qa (span extraction)",
+                       choices=tuple(TASKS))
+    checkpoint: str | None = option(None, "pretrained checkpoint directory (config.json, weights, tokenizer)",
+                                    metavar="DIR")
+    init: str = option("pretrained", "pretrained: the checkpoint's weights; random: its architecture, random weights",
+                       choices=("pretrained", "random"))
+    preset: str = option("tiny", "model size for init=random without a checkpoint", choices=tuple(PRESETS))
+    tokenizer: str | None = option(None, "tokenizer directory (default: the checkpoint's, else the course tokenizer)",
+                                   metavar="DIR")
+    learning_rate: float = option(5e-5, "peak learning rate of AdamW")
+    max_length: int = option(128, "tokens per example, [CLS] and [SEP] included (longer inputs are truncated)")
+    max_answer_length: int = option(30, "qa: longest answer span (in tokens) that decoding considers")
+    max_train_examples: int | None = option(None, "use N training examples drawn at random (for quick runs)",
+                                            metavar="N")
+    eval_every: int = option(100, "evaluate on the validation split every N steps (0: only at the end)")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.init == "pretrained" and not self.checkpoint:
+            raise ValueError("init='pretrained' needs a checkpoint directory (--checkpoint DIR); "
+                             "use init='random' to train from random weights.")
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8, got {self.max_length}.")
+        if self.max_answer_length < 1:
+            raise ValueError(f"max_answer_length must be >= 1, got {self.max_answer_length}.")
+        if self.max_train_examples is not None and self.max_train_examples < 1:
+            raise ValueError(f"max_train_examples must be >= 1, got {self.max_train_examples}.")
+
+
+def finetune_tokenizer(config: FinetuneConfig, checkpoint: Path | None) -> Any:
+    """The tokenizer given, else the checkpoint's own (saved next to its weights), else the course one."""
+    if config.tokenizer:
+        return load_tokenizer(config.tokenizer)
+    if checkpoint is not None and any((checkpoint / name).exists() for name in TOKENIZER_FILES):
+        return load_checkpoint_tokenizer(checkpoint)
+    return load_tokenizer()
+
+
+def build_model(config: FinetuneConfig, task: FinetuneTask, num_labels: int, checkpoint: Path | None,
+                tokenizer: Any) -> nn.Module:
+    """The task model: the checkpoint's encoder plus a new head, or the same architecture at random."""
+    set_seed(config.seed)
+    if config.init == "pretrained":
+        return task.model_class.from_pretrained(checkpoint, num_labels=num_labels)
+    if checkpoint is not None:
+        bert_config = BertConfig.from_json_file(checkpoint / CONFIG_NAME)
+        bert_config.num_labels = num_labels
+    else:
+        bert_config = BertConfig.from_preset(config.preset, vocab_size=len(tokenizer), num_labels=num_labels,
+                                             pad_token_id=tokenizer.pad_token_id)
+    return task.model_class(bert_config)
+
+
+def check_fit(model: nn.Module, tokenizer: Any, max_length: int) -> None:
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size}: "
+                         "use the tokenizer the checkpoint was trained with.")
+    if max_length > model.config.max_position_embeddings:
+        raise ValueError(f"max_length {max_length} exceeds the model's max_position_embeddings "
+                         f"({model.config.max_position_embeddings}).")
+
+
+def evaluate_task(model: nn.Module, features: list, config: FinetuneConfig, task: FinetuneTask, pad_id: int,
+                  device: torch.device) -> dict[str, float]:
+    batches = iterate_batches(features, partial(pad_batch, pad_token_id=pad_id), config.batch_size,
+                              config.eval_batches)
+    return task.evaluate(model, batches, device, config.max_answer_length)
+
+
+def finetune(config: FinetuneConfig) -> TrainResult:
+    """Fine-tune on ``config.task``; metrics on validation (eval_*) and, at the end, on test (test_*)."""
+    config.validate()
+    info, device = init_distributed(config.device)
+    task = TASKS[config.task]
+    checkpoint = resolve_checkpoint_dir(config.checkpoint) if config.checkpoint else None
+    if checkpoint is not None:
+        if not (checkpoint / CONFIG_NAME).exists():
+            raise ValueError(f"{checkpoint} has no {CONFIG_NAME}; is it a BERT checkpoint directory?")
+        BertConfig.from_json_file(checkpoint / CONFIG_NAME)  # a directory that is not BERT fails here, before the data
+    tokenizer = finetune_tokenizer(config, checkpoint)
+    data = task.load()
+    limits = {"train": config.max_train_examples,  # eval_batches caps evaluation: encode no more than it reads
+              "validation": config.eval_batches and config.eval_batches * config.batch_size}
+    limits["test"] = limits["validation"]
+    seeds = {"train": config.seed, "validation": 0, "test": 0}  # evaluation subsets: the same for every run
+    splits = {name: _sample(data[name], limits[name], seeds[name]) for name in ("train", "validation", "test")}
+    features = {name: task.encode(rows, tokenizer, config.max_length) for name, rows in splits.items()}
+    train = splits["train"]
+    model = build_model(config, task, task.num_labels(train), checkpoint, tokenizer)
+    check_fit(model, tokenizer, config.max_length)
+    evaluate = partial(evaluate_task, config=config, task=task, pad_id=tokenizer.pad_token_id, device=device)
+    trainer = Trainer(
+        model, config, features["train"], partial(pad_batch, pad_token_id=tokenizer.pad_token_id),
+        partial(task_loss, targets=task.targets), info=info, device=device,
+        evaluate=partial(evaluate, features=features["validation"]), save_extra=partial(save_tokenizer, tokenizer),
+        desc=f"finetune {config.task} ({config.init})",
+    )
+    result = trainer.train()
+    result.tokenizer = tokenizer
+    if result.step == config.max_steps:
+        test = final_test_metrics(result, evaluate, features["test"], info)
+        result.metrics = {**result.metrics, **test}
+        if info.is_main:
+            Path(config.output_dir, TEST_METRICS_NAME).write_text(json.dumps(test, indent=2) + "\n")
+    return result
+
+
+def _sample(rows: Any, n: int | None, seed: int) -> Any:
+    """A seeded random subset of n rows (not the first n: a split may be sorted, e.g. by label), or all rows."""
+    if n is None or n >= len(rows):
+        return rows
+    return rows.select(sorted(random.Random(seed).sample(range(len(rows)), n)))
+
+
+def final_test_metrics(result: TrainResult, evaluate: Any, features: list, info: DistInfo) -> dict[str, float]:
+    """The final model's metrics on the test split (computed by the main process, shared with all)."""
+    metrics = None
+    if info.is_main:
+        result.model.eval()
+        metrics = {f"test_{k}": v for k, v in evaluate(result.model, features=features).items()}
+    return broadcast(metrics, info)

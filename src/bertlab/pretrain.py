@@ -1,0 +1,122 @@
+"""Pretraining BERT on the People's Daily corpus: masked LM plus NSP, SOP, or nothing.
+
+    result = pretrain(PretrainConfig(preset="tiny", task="sop", max_steps=2000, output_dir="runs/sop"))
+    result.history, result.metrics, result.checkpoint_dir
+
+Sentence pairs are built once from the documents (:mod:`bertlab.pretraining_data`); the tokens to
+predict are chosen afresh for every batch (dynamic masking, as RoBERTa; BERT fixed them up front).
+The vocabulary logits are computed at the masked positions only (``masked_only=True``), as the
+original BERT does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import PRESETS, BertConfig
+from .corpora import load_peoples_daily_documents
+from .distributed import init_distributed
+from .evaluate import evaluate_pretraining
+from .heads import BertForPreTraining
+from .pretraining_data import PretrainingCollator, build_pretraining_dataset
+from .tokenizer import load_tokenizer
+from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, option, save_tokenizer, set_seed
+
+PAIR_TASKS = ("nsp", "sop", "none")
+EVAL_MASKING_SEED = 12345  # the validation set is masked the same way at every evaluation
+
+
+@dataclass
+class PretrainConfig(TrainArgs):
+    """Everything a pretraining run depends on (see also :class:`~bertlab.trainer.TrainArgs`)."""
+
+    output_dir: str = option("runs/pretrain", "directory for checkpoints (checkpoint-<step>/) and history.json")
+    preset: str = option("tiny", "model size (BertConfig.from_preset)", choices=tuple(PRESETS))
+    task: str = option("nsp", "sentence-pair task beside masked LM: nsp, sop, or none (MLM only)", choices=PAIR_TASKS)
+    whole_word_masking: bool = option(False, "mask all characters of a word together (Chinese BERT-wwm)")
+    mlm_probability: float = option(0.15, "fraction of tokens to predict")
+    max_length: int = option(128, "tokens per training sequence, [CLS] and [SEP] included")
+    dupe_factor: int = option(1, "how many times to build sentence pairs from each document (different pairings)")
+    tokenizer: str | None = option(None, "tokenizer directory (default: the course tokenizer)",
+                                   metavar="DIR")
+    max_documents: int | None = option(None, "use only the first N training articles (for quick runs)",
+                                       metavar="N")
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise ValueError(f"mlm_probability must lie in (0, 1), got {self.mlm_probability}.")
+        max_positions = BertConfig.from_preset(self.preset).max_position_embeddings
+        if not 8 <= self.max_length <= max_positions:
+            raise ValueError(f"max_length must lie in [8, {max_positions}] for preset {self.preset!r}, "
+                             f"got {self.max_length}.")
+        if self.dupe_factor < 1:
+            raise ValueError(f"dupe_factor must be >= 1, got {self.dupe_factor}.")
+        if self.max_documents is not None and self.max_documents < 2:
+            raise ValueError(f"max_documents must be >= 2 (NSP draws from other documents), got {self.max_documents}.")
+
+
+def model_config(config: PretrainConfig, tokenizer: Any) -> BertConfig:
+    """The preset's architecture with the tokenizer's vocabulary."""
+    return BertConfig.from_preset(config.preset, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+
+
+def initial_model(config: PretrainConfig, tokenizer: Any) -> BertForPreTraining:
+    """The randomly initialised model a run starts from (seeded with ``config.seed``)."""
+    set_seed(config.seed)
+    return BertForPreTraining(model_config(config, tokenizer))
+
+
+def pretraining_split(config: PretrainConfig, tokenizer: Any, split: str, seed: int) -> Any:
+    """Masking-ready instances (sentence pairs, or single segments for task="none") of one split."""
+    documents = load_peoples_daily_documents(split=split)
+    if config.max_documents is not None and split == "train":
+        documents = documents.select(range(min(config.max_documents, len(documents))))
+    return build_pretraining_dataset(documents, tokenizer, task=config.task, max_length=config.max_length,
+                                     seed=seed, dupe_factor=config.dupe_factor)
+
+
+def pretraining_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The summed loss to train on, and its parts to log."""
+    out = model(**batch, masked_only=True)
+    losses = {"loss": out.loss, "mlm_loss": out.mlm_loss}
+    if out.sentence_loss is not None:
+        losses["sentence_loss"] = out.sentence_loss
+    return losses
+
+
+def evaluate_split(model: nn.Module, rows: Any, config: PretrainConfig, tokenizer: Any,
+                   device: torch.device) -> dict[str, float]:
+    """Validation losses and accuracies, with the same masks at every evaluation."""
+    collate = PretrainingCollator(tokenizer, mlm_probability=config.mlm_probability,
+                                  whole_word=config.whole_word_masking,
+                                  generator=torch.Generator().manual_seed(EVAL_MASKING_SEED))
+    return evaluate_pretraining(model, iterate_batches(rows, collate, config.batch_size, config.eval_batches), device)
+
+
+def pretrain(config: PretrainConfig) -> TrainResult:
+    """Pretrain a BERT from random weights; checkpoints go to ``config.output_dir``."""
+    config.validate()
+    info, device = init_distributed(config.device)
+    tokenizer = load_tokenizer(config.tokenizer)
+    train_rows = pretraining_split(config, tokenizer, "train", config.seed)
+    val_rows = pretraining_split(config, tokenizer, "validation", config.seed + 1)
+    model = initial_model(config, tokenizer)
+    masking = torch.Generator().manual_seed(config.seed * 1000 + info.rank)  # each process masks differently
+    collate = PretrainingCollator(tokenizer, mlm_probability=config.mlm_probability,
+                                  whole_word=config.whole_word_masking, generator=masking)
+    trainer = Trainer(
+        model, config, train_rows, collate, pretraining_loss, info=info, device=device,
+        evaluate=partial(evaluate_split, rows=val_rows, config=config, tokenizer=tokenizer, device=device),
+        save_extra=partial(save_tokenizer, tokenizer), generators={"masking": masking},
+        find_unused_parameters=config.task == "none",  # the sentence-pair head gets no gradient then
+        desc=f"pretrain {config.preset}/{config.task}",
+    )
+    result = trainer.train()
+    result.tokenizer = tokenizer
+    return result
