@@ -2,7 +2,7 @@
 """Set up the course and run its jobs, with nothing but Python 3.11 and the package registries.
 
     python3 tasks.py book    # install everything into .venv, then build the website into _build/html
-    python3 tasks.py test    # install everything into .venv, then lint and run the test suite
+    python3 tasks.py test    # install everything into .venv, lint, build the website, run the test suite
     python3 tasks.py setup   # only install (idempotent: a second run takes a second)
 
 Installation is recorded in .venv/.installed (a hash of requirements.txt, constraints.txt,
@@ -67,20 +67,33 @@ def install_browser() -> None:
         run("apt-get", "update", "-qq", env=env)
         run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver", env=env)
     else:
-        print("note: chromium not found and cannot be installed here; the browser test of the site will be skipped.")
+        print("note: chromium not found and cannot be installed here; the browser test of the site will be skipped "
+              "(under CI it fails).")
 
 
 def lint() -> None:
     run(BIN / "ruff", "check", ".")
 
 
+def book_command(source: str | Path = ".") -> list[str]:
+    """The build command of the website whose _config.yml and _toc.yml are in ``source``.
+
+    A Sphinx warning fails the build (--warningiserror; --keep-going reports all of them first) and
+    so does a cell that raises (execute: raise_on_error in _config.yml): tests/test_site.py checks both.
+    """
+    return [str(BIN / "jupyter-book"), "build", str(source), "--warningiserror", "--nitpick", "--keep-going"]
+
+
 def build_book() -> None:
-    """Execute every chapter (cached in _build/.jupyter_cache) and build the HTML; warnings are errors."""
-    run(BIN / "jupyter-book", "build", ".", "--warningiserror", "--nitpick", "--keep-going", env=OFFLINE)
+    """Execute every chapter (cached in _build/.jupyter_cache) and build the HTML into _build/html."""
+    run(*book_command(), env=OFFLINE)
 
 
 def test(extra: list[str]) -> None:
+    """Lint, build the website (tests/test_site.py checks it in a browser), then run pytest."""
     lint()
+    install_browser()
+    build_book()
     run(PY, "-m", "pytest", *extra, env=OFFLINE)
 
 
@@ -91,6 +104,7 @@ def main(argv: list[str]) -> None:
     setup()
     job, extra = argv[0], argv[1:]
     if job == "book":
+        install_browser()  # for tests/test_site.py, which checks the site this builds
         build_book()
     elif job == "test":
         test(extra)

@@ -1,0 +1,388 @@
+"""The built website in a real browser (headless Chromium), served from 127.0.0.1 with no network.
+
+Every page of the table of contents must load with no JavaScript error, no request that leaves the
+machine (the site has to work offline), no broken internal link, no image that failed to load, no
+math left untypeset, and no error or warning (stderr) output from a notebook cell. A full-page
+screenshot of each page is written to _build/screenshots/ for a person to look at. The site is
+built first when _build/html/index.html is missing (``python3 tasks.py book``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urldefrag, urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+def toc_files() -> list[str]:
+    """The pages of _toc.yml in reading order (root first), as paths without suffix."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key, []))
+
+    walk([toc])
+    return files
+
+
+def is_notebook(page: str) -> bool:
+    """A chapter written as a MyST Markdown notebook (it has a kernelspec in its front matter)."""
+    source = ROOT / f"{page}.md"
+    return source.exists() and "kernelspec:" in source.read_text(encoding="utf-8").split("\n---", 1)[0]
+
+
+PAGES = toc_files()
+NOTEBOOKS = [p for p in PAGES if is_notebook(p)]
+
+
+def import_tasks():
+    """tasks.py of the repository root, as a module (it is a script, not part of a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_tasks", ROOT / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def unavailable(reason: str):
+    """Without a browser the test cannot run: fail on CI (the set-up installs one), skip elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+# ---- fixtures: the built site, a local web server, a browser ------------------------------------
+@pytest.fixture(scope="module")
+def site() -> Path:
+    if not (SITE / "index.html").exists():
+        subprocess.run([sys.executable, str(ROOT / "tasks.py"), "book"], cwd=ROOT, check=True)
+    return SITE
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # keep pytest's output readable
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory: Path):
+    """An HTTP server for ``directory`` on 127.0.0.1 and a free port, in a thread; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def base_url(site: Path):
+    with serve(site) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        unavailable("Chromium is not installed (Debian: apt-get install chromium); python3 tasks.py test installs it.")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the Python package playwright is not installed (it is in requirements.txt).")
+    # The site names no font; on this machine Chinese text needs the Noto Sans CJK of noto-cjk-sans-otc.
+    from bertlab.plotting import cjk_font_path
+
+    work = tmp_path_factory.mktemp("chromium")
+    fonts_conf = work / "fonts.conf"
+    fonts_conf.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
+        '  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>\n'
+        f"  <dir>{cjk_font_path().parent}</dir>\n  <cachedir>{work / 'fontcache'}</cachedir>\n</fontconfig>\n"
+    )
+    with sync_playwright() as p:
+        # launch_persistent_context: a fresh --user-data-dir of our own for every run.
+        context = p.chromium.launch_persistent_context(
+            str(work / "profile"), executable_path=executable, headless=True, args=CHROMIUM_FLAGS,
+            env={**os.environ, "FONTCONFIG_FILE": str(fonts_conf)}, viewport={"width": 1280, "height": 900},
+        )
+        yield context
+        context.close()
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+
+
+@functools.cache
+def ids_of(url: str) -> frozenset[str]:
+    status, html = fetch(url)
+    return frozenset(re.findall(r'\b(?:id|name)="([^"]+)"', html)) if status == 200 else frozenset()
+
+
+# ---- what a page must satisfy -------------------------------------------------------------------
+MATH_STATE = """() => {
+  const math = [...document.querySelectorAll('.math')];
+  const bad = math.filter(m => {
+    const c = m.querySelector('mjx-container');
+    if (!c) return true;
+    const r = c.getBoundingClientRect();
+    return r.width < 1 || r.height < 1;
+  }).map(m => m.textContent.slice(0, 60));
+  return {count: math.length, bad, errors: document.querySelectorAll('mjx-merror').length};
+}"""
+IMAGES_STATE = """() => [...document.images]
+  .map(i => ({src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0}))"""
+ERROR_OUTPUTS = """() => [...document.querySelectorAll('.output.traceback, .output.error, .output.stderr')]
+  .map(e => e.textContent.slice(0, 200))
+  .concat(document.body.innerText.includes('Traceback (most recent call last)') ? ['a Python traceback'] : [])"""
+
+
+def open_page(browser, url: str, math_timeout_ms: int = 20000) -> tuple[object, list[str]]:
+    """Load ``url``; return the page and every problem seen while loading it (errors, outside requests)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    problems: list[str] = []
+    page = browser.new_page()
+    host = urlparse(url).netloc
+
+    def guard(route) -> None:
+        if urlparse(route.request.url).netloc == host or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            problems.append(f"request to another host (fails offline): {route.request.url}")
+            route.abort()
+
+    page.route("**/*", guard)
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"JavaScript error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed to load {r.url}: {r.failure}")
+            if urlparse(r.url).netloc == host else None)
+    response = page.goto(url, wait_until="load")
+    assert response is not None and response.status == 200, f"{url}: HTTP {response and response.status}"
+    if page.query_selector(".math"):
+        try:
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                   timeout=math_timeout_ms)
+            page.evaluate("() => MathJax.startup.promise")  # resolves when the page is typeset
+        except PlaywrightTimeout:
+            problems.append("MathJax did not load")
+    page.wait_for_load_state("networkidle")
+    return page, problems
+
+
+def page_problems(page, base_url: str, *, has_math: bool, is_chapter: bool) -> list[str]:
+    """Everything wrong with a loaded page: math, images, error outputs, internal links."""
+    problems = []
+    if not page.title().strip() or page.query_selector("h1") is None:
+        problems.append("the page has no title or no heading")
+    math = page.evaluate(MATH_STATE)
+    if math["bad"] or math["errors"]:
+        problems.append(f"math not rendered by MathJax: {math}")
+    if has_math and not math["count"]:
+        problems.append("the page's source has math but the page shows none")
+    images = page.evaluate(IMAGES_STATE)
+    problems += [f"image did not load: {i['src']}" for i in images if not i["ok"]]
+    if is_chapter and not [i for i in images if "/_images/" in i["src"]]:
+        problems.append("a chapter should show at least one plot")
+    problems += [f"a notebook cell printed an error or a warning: {e}" for e in page.evaluate(ERROR_OUTPUTS)]
+    for link in sorted(set(page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"))):
+        target, fragment = urldefrag(link)
+        if not target.startswith(base_url):
+            continue  # external (GitHub, Binder, Colab): not reachable offline, not ours to check
+        status, _ = fetch(target)
+        if status != 200:
+            problems.append(f"broken internal link {link} (HTTP {status})")
+        elif fragment and target.endswith(".html") and fragment not in ids_of(target):
+            problems.append(f"broken internal link {link} (no element with id {fragment!r})")
+    return problems
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_page_renders_completely_offline(browser, base_url, page_path):
+    page, problems = open_page(browser, base_url + page_path + ".html")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{Path(page_path).name}.png"), full_page=True)
+    has_math = "$" in (ROOT / f"{page_path}.md").read_text(encoding="utf-8")
+    problems += page_problems(page, base_url, has_math=has_math, is_chapter=page_path in NOTEBOOKS)
+    page.close()
+    assert not problems, "\n".join(problems)
+
+
+BROKEN_PAGE = """<!DOCTYPE html><html><head><title>broken</title>
+<script src="https://cdn.example.org/lib.js"></script></head><body><h1>A page with every fault</h1>
+<span class="math notranslate nohighlight">\\(x^2\\)</span>
+<img src="missing.png" alt="a plot that is not there">
+<a href="nowhere.html">a broken link</a> <a href="#no-such-anchor">a broken anchor</a>
+<div class="output traceback"><pre>ZeroDivisionError: division by zero</pre></div>
+<script>undefinedFunction();</script></body></html>"""
+
+
+def test_the_checks_catch_a_broken_page(browser, tmp_path):
+    # Control: every check above must fire on a page that has each fault, or it would prove nothing.
+    (tmp_path / "broken.html").write_text(BROKEN_PAGE, encoding="utf-8")
+    with serve(tmp_path) as url:
+        page, problems = open_page(browser, url + "broken.html", math_timeout_ms=1000)
+        problems += page_problems(page, url, has_math=True, is_chapter=True)
+        page.close()
+    report = "\n".join(problems)
+    for fault in ["request to another host", "JavaScript error", "MathJax did not load", "math not rendered",
+                  "image did not load",
+                  "at least one plot", "printed an error", "nowhere.html (HTTP 404)", "no-such-anchor"]:
+        assert fault in report, f"{fault!r} was not reported:\n{report}"
+
+
+@pytest.mark.parametrize("page_path", NOTEBOOKS)
+def test_chapter_offers_its_notebook_and_launch_buttons(browser, base_url, page_path):
+    page, _ = open_page(browser, base_url + page_path + ".html")
+    hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+    page.close()
+    notebook = [h for h in hrefs if h.startswith(base_url) and h.endswith(f"/_sources/{page_path}.ipynb")]
+    assert notebook, "no download link for the chapter's .ipynb"
+    status, text = fetch(notebook[0])
+    assert status == 200
+    cells = json.loads(text)["cells"]
+    assert any(c["cell_type"] == "code" and c.get("outputs") for c in cells), "the notebook has no outputs"
+    install = [c for c in cells[:4] if "colab-install" in c.get("metadata", {}).get("tags", [])]
+    assert install, "no install cell for Colab/Binder (a code cell tagged colab-install) at the top"
+    source = "".join(install[0]["source"])
+    assert "import google.colab" in source and "%pip install" in source, source
+    repo = "course-ssl-bert/ssl-bert"
+    assert f"https://colab.research.google.com/github/{repo}/blob/notebooks/{page_path}.ipynb" in hrefs
+    assert f"https://mybinder.org/v2/gh/{repo}/notebooks?urlpath=lab/tree/{page_path}.ipynb" in hrefs
+
+
+GLOSSARY_PAGE = "book/glossary"
+CHAPTER_GLOSSARY = """() => {
+  const rows = [];
+  for (const table of document.querySelectorAll('table')) {
+    const head = [...table.querySelectorAll('thead th')].map(th => th.innerText.trim());
+    if (head[0] !== 'English' || head[1] !== '中文') continue;
+    for (const tr of table.querySelectorAll('tbody tr')) {
+      const cells = tr.querySelectorAll('td');
+      const a = cells[0].querySelector('a');
+      rows.push({term: cells[0].innerText.trim(), href: a ? a.href : null, zh: cells[1].innerText.trim()});
+    }
+  }
+  return rows;
+}"""
+GLOSSARY_ENTRIES = """() => Object.fromEntries([...document.querySelectorAll('dl.glossary > dt')].map(dt => {
+  const dd = dt.nextElementSibling;
+  return [dt.id, {term: dt.innerText.trim(), zh: dd.querySelector('strong').innerText.trim()}];
+}))"""
+
+
+@pytest.mark.parametrize("page_path", NOTEBOOKS)
+def test_chapter_glossary_agrees_with_the_glossary_page(browser, base_url, page_path):
+    page, _ = open_page(browser, base_url + GLOSSARY_PAGE + ".html")
+    entries = page.evaluate(GLOSSARY_ENTRIES)
+    page.close()
+    page, _ = open_page(browser, base_url + page_path + ".html")
+    rows = page.evaluate(CHAPTER_GLOSSARY)
+    page.close()
+    assert len(rows) >= 5, "a chapter ends with a glossary table (English | 中文 | ...) of its key terms"
+    for row in rows:
+        assert row["href"] and "#" in row["href"], f"{row['term']} does not link to the glossary page"
+        entry = entries.get(urldefrag(row["href"])[1])
+        assert entry is not None, f"{row['term']}: no such glossary entry"
+        assert row["zh"] == entry["zh"], f"{row['term']}: {row['zh']} here but {entry['zh']} in the glossary"
+
+
+FAILING_CHAPTER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# A chapter whose code fails
+
+```{code-cell} ipython3
+print("before the error")
+```
+
+```{code-cell} ipython3
+1 / 0
+```
+"""
+
+
+def make_site(root: Path, chapter: str) -> None:
+    """A site in ``root`` with the course's own configuration and extension and one chapter."""
+    for name in ("_config.yml", "book/references.bib", "book/_ext/course_site.py"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, root / name)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/index\nchapters:\n  - file: book/chapter\n")
+    (root / "book" / "index.md").write_text("# Index\n\nA site with one chapter.\n")
+    (root / "book" / "chapter.md").write_text(chapter)
+
+
+def build(root: Path) -> tuple[int, str]:
+    """Build the site in ``root`` with the command of ``python3 tasks.py book``; return its exit code and log."""
+    tasks = import_tasks()
+    result = subprocess.run(tasks.book_command(root), cwd=root, env={**os.environ, **tasks.OFFLINE},
+                            capture_output=True, text=True)
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_cell_that_raises_fails_every_build(tmp_path):
+    # One chapter whose second cell raises. The build must fail, and must fail again when run a second
+    # time with nothing changed: a failed page must not be stored as done (with --keep-going, a plain
+    # execution warning would be).
+    make_site(tmp_path, FAILING_CHAPTER)
+    for attempt in ("first build", "second build, nothing changed"):
+        code, log = build(tmp_path)
+        assert code != 0, f"{attempt}: the build passed although a cell raised\n{log[-3000:]}"
+        assert "ZeroDivisionError" in log, f"{attempt}: the log does not name the error\n{log[-3000:]}"
+    # Control: the same site with the error fixed builds, so the failures above came from the cell.
+    (tmp_path / "book" / "chapter.md").write_text(FAILING_CHAPTER.replace("1 / 0", "1 / 1"))
+    code, log = build(tmp_path)
+    assert code == 0, log[-3000:]
+    # A page read again with its outputs from the execution cache (here: the saved environment is
+    # gone) must still offer its notebook for download with those outputs.
+    (tmp_path / "_build" / ".doctrees" / "environment.pickle").unlink()
+    code, log = build(tmp_path)
+    assert code == 0 and "Using cached notebook" in log, log[-3000:]
+    notebook = json.loads((tmp_path / "_build" / "html" / "_sources" / "book" / "chapter.ipynb").read_text())
+    outputs = [o for c in notebook["cells"] for o in c.get("outputs", [])]
+    assert ["".join(o["text"]) for o in outputs if o["output_type"] == "stream"] == ["before the error\n"], outputs
+    assert ["".join(o["data"]["text/plain"]) for o in outputs if o["output_type"] == "execute_result"] == ["1.0"]
