@@ -1,0 +1,52 @@
+"""nbgrader's configuration for the course's assignments (read by every `nbgrader` command run from this folder).
+
+The instructor's commands are in book/instructors.md: `make release`, `make collect INBOX=...`,
+`make autograde`, `make feedback`, `make grades` (all of them run `python -m bertlab.grading ...`).
+"""
+
+import os
+
+c = get_config()  # noqa: F821 (nbgrader provides get_config when it reads this file)
+
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.course_id = "ssl-bert"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+# The gradebook: SQLite next to this file by default; any SQLAlchemy URL (e.g. postgresql://user@host/grades)
+# through the environment variable BERTLAB_GRADEBOOK_URL or --db-url of `python -m bertlab.grading`.
+if os.environ.get("BERTLAB_GRADEBOOK_URL"):
+    c.CourseDirectory.db_url = os.environ["BERTLAB_GRADEBOOK_URL"]
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
+
+# What a student sees in an answer cell.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Autograding: a cell that runs longer than this is stopped (an infinite loop costs its cell, not the batch);
+# outputs are capped, so a notebook that prints a million lines stays readable.
+c.Execute.timeout = 60
+# Output may trail a cell's reply by seconds on a busy machine; nbgrader's default (4 s) then fails the whole notebook.
+c.Execute.iopub_timeout = 60
+c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_traceback = 60
+# After the notebook ran: a test cell earns its points only if it ran to its end under the genuine test helpers
+# (bertlab.grading.checks prints a signed line there); see bertlab.grading.preprocessors.
+c.Autograde.autograde_preprocessors = [
+    "bertlab.grading.preprocessors.ArmTests",
+    "nbgrader.preprocessors.Execute",
+    "bertlab.grading.preprocessors.VerifyTestsRan",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Feedback: the hidden tests stay hidden (their source, and the traceback lines that quote it).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "bertlab.grading.preprocessors.HideHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+c.ExportApp.plugin_class = "nbgrader.plugins.CsvExportPlugin"

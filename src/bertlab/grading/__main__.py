@@ -1,0 +1,72 @@
+"""The instructor's command line: ``python -m bertlab.grading {release,collect,autograde,feedback,export}``.
+
+    python -m bertlab.grading release                      # exercises/ from solutions/ (+ the gradebook)
+    python -m bertlab.grading collect INBOX                # INBOX/<student>/*.ipynb -> submitted/<student>/<assignment>
+    python -m bertlab.grading autograde --jobs 2           # every submission, in parallel, into the gradebook
+    python -m bertlab.grading feedback                     # feedback/<student>/<assignment>/*.html (no hidden tests)
+    python -m bertlab.grading export --to grades.csv       # one row per student and assignment
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import course as c
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one step of the workflow."""
+    parser = argparse.ArgumentParser(prog="python -m bertlab.grading", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--course", type=Path, default=None, help="the folder with nbgrader_config.py (default: here)")
+    parser.add_argument("--db-url", default=None,
+                        help="the gradebook, an SQLAlchemy URL (default: $BERTLAB_GRADEBOOK_URL or gradebook.db)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("release", help="generate exercises/ from solutions/")
+    p.add_argument("assignments", nargs="*")
+    p = sub.add_parser("collect", help="copy submissions into submitted/<student>/<assignment>/")
+    p.add_argument("inbox", type=Path)
+    p = sub.add_parser("autograde", help="autograde submissions in parallel")
+    p.add_argument("assignments", nargs="*")
+    p.add_argument("--student", action="append", default=None, help="only this student (repeatable)")
+    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    p.add_argument("--timeout", type=float, default=600, help="seconds for one submission, all cells together")
+    p.add_argument("--cell-timeout", type=int, default=60, help="seconds for one cell")
+    p.add_argument("--report", type=Path, default=None, help="also write the results here (.csv or .json)")
+    p = sub.add_parser("feedback", help="HTML feedback for the autograded submissions")
+    p.add_argument("assignments", nargs="*")
+    p = sub.add_parser("export", help="export the grades as CSV")
+    p.add_argument("--to", type=Path, default=Path("grades.csv"))
+    args = parser.parse_args(argv)
+
+    try:
+        root = c.find_course(args.course)
+        if args.command == "release":
+            c.release(root, args.assignments or None, db_url=args.db_url)
+            print(f"released {args.assignments or c.assignments(root)} into {root / 'exercises'}")
+        elif args.command == "collect":
+            done = c.collect(root, args.inbox)
+            print(f"collected {len(done)} submissions into {root / 'submitted'}")
+        elif args.command == "autograde":
+            results = c.autograde(root, args.assignments or None, args.student, jobs=args.jobs, timeout=args.timeout,
+                                  cell_timeout=args.cell_timeout, db_url=args.db_url)
+            if args.report:
+                c.write_report(results, args.report)
+            failed = sum(r.status != "graded" for r in results)
+            print(f"autograded {len(results)} submissions ({failed} could not be run)")
+        elif args.command == "feedback":
+            c.feedback(root, args.assignments or None, db_url=args.db_url)
+            print(f"feedback written to {root / 'feedback'}")
+        elif args.command == "export":
+            print(f"grades written to {c.export(root, args.to, db_url=args.db_url)}")
+    except (ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

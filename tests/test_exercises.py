@@ -1,0 +1,107 @@
+"""The assignments: exercises/ is what nbgrader generates from solutions/, and gives nothing away.
+
+Also the shape the course promises for every assignment: a link to its chapter, points per part, hidden tests
+in the test cells, a written question graded by hand, and every test cell ending with its completion line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from bertlab.grading import course as grading
+from bertlab.grading.samples import SOLUTION_MARKERS
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = grading.assignments(ROOT)
+CHAPTERS = {"masking": "masking", "mlm_head": "masking", "nsp_sop": "nsp_sop", "finetuning": "finetuning"}
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
+
+
+def notebook(folder: str, name: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / folder / name / f"{name}.ipynb", as_version=4)
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def comparable(nb: nbformat.NotebookNode) -> dict:
+    """A notebook without what may change between two runs of generate_assignment (nothing else is dropped)."""
+    data = nbformat.from_dict(nb)
+    data.metadata.pop("widgets", None)
+    for cell in data.cells:
+        cell.pop("execution_count", None)
+    return data
+
+
+def test_the_four_assignments_exist():
+    assert ASSIGNMENTS == sorted(CHAPTERS)
+
+
+@pytest.mark.slow
+def test_exercises_are_what_generate_assignment_makes(tmp_path):
+    course = grading.copy_course(ROOT, tmp_path / "course")
+    grading.release(course, db_url=f"sqlite:///{tmp_path / 'gradebook.db'}")
+    made = sorted(p.relative_to(course / "exercises") for p in (course / "exercises").rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(ROOT / "exercises") for p in (ROOT / "exercises").rglob("*") if p.is_file())
+    assert made == committed, "exercises/ holds other files than generate_assignment makes: run `make release`."
+    for rel in made:
+        fresh = comparable(nbformat.read(course / "exercises" / rel, as_version=4))
+        assert fresh == comparable(nbformat.read(ROOT / "exercises" / rel, as_version=4)), (
+            f"exercises/{rel} differs from what nbgrader generates from solutions/: run `make release`.")
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_no_solution_or_hidden_test_in_exercises(name):
+    student = nbformat.writes(notebook("exercises", name))
+    assert "BEGIN SOLUTION" not in student and "HIDDEN TESTS" not in student
+    source = notebook("solutions", name)
+    secret = []
+    for cell in source.cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("solution") and cell.cell_type == "code":
+            body = cell.source.split("### BEGIN SOLUTION")[1:]  # what lies inside the solution markers
+            secret += [ln.strip() for part in body for ln in part.split("### END SOLUTION")[0].splitlines()]
+        elif meta.get("solution"):
+            secret += [ln.strip() for ln in cell.source.splitlines()]  # the model answer of a written question
+        for hidden in HIDDEN.findall(cell.source):
+            secret += [ln.strip() for ln in hidden.splitlines()]
+    public = "\n".join(  # the solution notebook without its secrets: lines there are no secret
+        HIDDEN.sub("", re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "", c.source, flags=re.S))
+        for c in source.cells if not (nbgrader_meta(c).get("solution") and c.cell_type == "markdown"))
+    # distinctive lines only (short ones, like `return x`, recur), and none that the instructions or tests show
+    secret = [s for s in secret if len(s) > 30 and s not in public]
+    assert len(secret) > 10
+    leaked = [s for s in secret if s in student]
+    assert not leaked, f"exercises/{name} shows solution or hidden-test lines: {leaked[:3]}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_assignment_structure(name):
+    nb = notebook("solutions", name)
+    intro = nb.cells[0].source
+    assert f"(../../book/{CHAPTERS[name]}.md)" in intro, "the notebook links to its chapter"
+    assert "no points" in intro, "the notebook says that calling bertlab's own implementation earns no points"
+    tests = [c for c in nb.cells if nbgrader_meta(c).get("grade") and c.cell_type == "code"]
+    manual = [c for c in nb.cells if nbgrader_meta(c).get("grade") and nbgrader_meta(c).get("solution")]
+    answers = [c for c in nb.cells if nbgrader_meta(c).get("solution") and c.cell_type == "code"]
+    assert len(tests) >= 4 and answers
+    assert len(manual) == 1 and manual[0].cell_type == "markdown", "one written question, graded by hand"
+    assert all(float(nbgrader_meta(c)["points"]) > 0 for c in tests + manual)
+    assert sum("BEGIN HIDDEN TESTS" in c.source for c in tests) >= 3, "hidden tests in the test cells"
+    for cell in tests:
+        grade_id = nbgrader_meta(cell)["grade_id"]
+        assert nbgrader_meta(cell)["locked"], f"{grade_id} must be locked"
+        assert cell.source.rstrip().endswith(f'checks.passed("{grade_id}")'), (
+            f"{grade_id} must end with checks.passed: without its completion line a test earns nothing")
+        assert 'checks = importlib.import_module("bertlab.grading.checks")' in cell.source
+    total = sum(float(nbgrader_meta(c)["points"]) for c in tests + manual)
+    table = [int(p) for p in re.findall(r"\| (\d+) \|[ \t]*$", intro, re.M)]  # the last column: points
+    assert table[-1] == sum(float(nbgrader_meta(c)["points"]) for c in manual)
+    assert total == sum(table), "the points table adds up"
+    for cell in answers:
+        assert SOLUTION_MARKERS.search(cell.source), "every answer cell has solution markers"

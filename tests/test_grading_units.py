@@ -1,0 +1,152 @@
+"""The autograder's parts, without running nbgrader: the test helpers (own_work, tampering, the signed
+completion line), the preprocessors, collecting submissions and the sample submissions."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import nbformat
+import pytest
+import torch
+
+from bertlab.grading import course as grading
+from bertlab.grading import preprocessors, samples
+from bertlab.grading.signing import KEY_VARIABLE, MARK, signature
+
+
+@pytest.fixture
+def checks():
+    sys.modules.pop("bertlab.grading.checks", None)
+    return importlib.import_module("bertlab.grading.checks")
+
+
+def call_passed(module, grade_id: str) -> None:
+    """Call passed() as a test cell does: with `checks` bound to the module in the caller's globals."""
+    globals()["checks"] = module
+    module.passed(grade_id)
+
+
+def test_own_work_catches_the_library_by_any_name(checks):
+    import bertlab.masking as library
+
+    alias = library.mask_tokens
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    with pytest.raises(AssertionError, match="calls bertlab's own implementation"):
+        with checks.own_work("mask_tokens", "masking"):
+            alias(ids, vocab_size=30, mask_token_id=4, special_token_ids=[0, 1, 2, 3, 4])
+    with checks.own_work("mask_tokens", "masking") as watch:  # own code: torch only
+        torch.where(ids > 5, ids, torch.full_like(ids, -100))
+    assert watch.calls == []
+
+
+def test_own_work_allows_the_encoder_but_not_the_heads(checks):
+    import bertlab
+
+    config = bertlab.BertConfig.from_preset("tiny", vocab_size=40)
+    with checks.own_work("MLMHead", "mlm_head"):
+        bertlab.BertModel(config, add_pooling_layer=False)(torch.tensor([[2, 7, 3]]))
+    with pytest.raises(AssertionError, match="BertLMPredictionHead"):
+        with checks.own_work("MLMHead", "mlm_head"):
+            from bertlab.heads import BertLMPredictionHead
+
+            class Mine(BertLMPredictionHead):  # a subclass is the library's code all the same
+                pass
+
+            Mine(config)
+    with pytest.raises(ValueError, match="keys of FORBIDDEN"):
+        with checks.own_work("x", "no such piece"):
+            pass
+
+
+def test_rebinding_torch_or_bertlab_is_detected_and_passed_refuses(checks, monkeypatch, capsys):
+    import bertlab
+
+    assert checks.tampering() == []
+    monkeypatch.setattr(torch, "equal", lambda *a: True)
+    monkeypatch.setattr(bertlab.BertConfig, "from_preset", classmethod(lambda cls, *a, **k: None))
+    found = checks.tampering()
+    assert "torch.equal" in found and any("from_preset" in f for f in found)
+    with pytest.raises(AssertionError, match="replaced code that the tests rely on"):
+        call_passed(checks, "test_x")
+    assert MARK not in capsys.readouterr().out
+
+
+def test_passed_prints_a_signed_line_under_the_autograder(checks, monkeypatch, capsys):
+    call_passed(checks, "test_x")
+    assert capsys.readouterr().out.strip() == "test_x: every test in this cell passed"
+    monkeypatch.setenv(KEY_VARIABLE, "k" * 32)
+    call_passed(checks, "test_x")
+    assert capsys.readouterr().out.strip() == f"{MARK} test_x {signature('test_x', 'k' * 32)}"
+    assert signature("test_x", "a") != signature("test_x", "b") != signature("test_y", "b")
+
+
+def test_passed_refuses_a_swapped_helper(checks):
+    checks.check_close = lambda *a, **k: None
+    with pytest.raises(AssertionError, match="replaced while the test ran"):
+        call_passed(checks, "test_x")
+    with pytest.raises(AssertionError, match="is not the test helper module"):
+        globals()["checks"] = None
+        checks.passed("test_x")
+
+
+def grade_cell(source: str, outputs: list) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "points": 1, "grade_id": "t1",
+                                 "schema_version": 3}
+    cell.outputs = outputs
+    return cell
+
+
+def test_verify_tests_ran_keeps_signed_cells_and_fails_the_others(monkeypatch):
+    monkeypatch.setenv(KEY_VARIABLE, "secret")
+    line = f"{MARK} t1 {signature('t1', 'secret')}\n"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [grade_cell("x", [nbformat.v4.new_output("stream", name="stdout", text="ok\n" + line)]),
+                grade_cell("y", [nbformat.v4.new_output("stream", name="stdout", text=f"{MARK} t1 forged\n")]),
+                grade_cell("z", [])]
+    nb, _ = preprocessors.VerifyTestsRan().preprocess(nb, {})
+    first, forged, silent = nb.cells
+    assert [o.output_type for o in first.outputs] == ["stream"] and first.outputs[0].text == "ok\n"
+    assert forged.outputs[-1].ename == "TestIncomplete" and silent.outputs[-1].ename == "TestIncomplete"
+
+
+def test_hide_hidden_tests_removes_the_region_and_the_traceback():
+    source = "visible()\n### BEGIN HIDDEN TESTS\nsecret_check(42)\n### END HIDDEN TESTS\nchecks.passed('t1')"
+    error = nbformat.v4.new_output("error", ename="AssertionError", evalue="labels are wrong",
+                                   traceback=["Traceback", "----> 3 secret_check(42)", "AssertionError: labels"])
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [grade_cell(source, [error])]
+    nb, _ = preprocessors.HideHiddenTests().preprocess(nb, {})
+    cell = nb.cells[0]
+    assert "secret_check" not in cell.source and "visible()" in cell.source and "checks.passed" in cell.source
+    assert cell.outputs[0].traceback == ["AssertionError: labels are wrong"]
+
+
+def test_collect_files_submissions_by_notebook_name(tmp_path):
+    course = grading.copy_course(grading.find_course(grading.__file__), tmp_path / "course")
+    inbox = tmp_path / "inbox"
+    (inbox / "alice" / "nsp_sop").mkdir(parents=True)
+    (inbox / "bob").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), inbox / "alice" / "nsp_sop" / "nsp_sop.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(), inbox / "bob" / "masking.ipynb")
+    (inbox / "bob" / "notes.ipynb").write_text("{}")  # not an assignment: left alone
+    assert grading.collect(course, inbox) == [("alice", "nsp_sop"), ("bob", "masking")]
+    assert (course / "submitted/bob/masking/masking.ipynb").is_file()
+    assert "UTC" in (course / "submitted/alice/nsp_sop/timestamp.txt").read_text()
+    assert grading.submissions(course) == [("alice", "nsp_sop"), ("bob", "masking")]
+    (inbox / "bad name!").mkdir()
+    with pytest.raises(ValueError, match="not a usable student id"):
+        grading.collect(course, inbox)
+    with pytest.raises(ValueError, match="unknown assignments"):
+        grading.autograde(course, ["no_such_assignment"])
+
+
+def test_solved_sample_fills_every_answer_cell():
+    root = grading.find_course(grading.__file__)
+    release, solution = root / "exercises/nsp_sop/nsp_sop.ipynb", root / "solutions/nsp_sop/nsp_sop.ipynb"
+    nb = samples.solved(release, solution, {"sop_pairs": "def sop_pairs(documents, rng):\n    return []\n"})
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    assert "NotImplementedError" not in "".join(answers.values())
+    assert answers["sop_pairs"].endswith("return []\n") and "BEGIN SOLUTION" not in answers["nsp_pairs"]
