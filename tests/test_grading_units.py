@@ -150,3 +150,12 @@ def test_solved_sample_fills_every_answer_cell():
                if c.metadata.get("nbgrader", {}).get("solution")}
     assert "NotImplementedError" not in "".join(answers.values())
     assert answers["sop_pairs"].endswith("return []\n") and "BEGIN SOLUTION" not in answers["nsp_pairs"]
+
+
+def test_library_named_tuples_are_not_taken_for_notebook_code(checks):
+    import bertlab.pretraining_data  # noqa: F401  (defines SentencePair, a typing.NamedTuple)
+
+    assert checks.tampering() == []
+    namespace: dict = {}
+    exec("def __new__(cls):\n    return None", namespace)  # the same name, compiled by notebook code
+    assert checks._notebook_code(namespace["__new__"])

@@ -24,13 +24,7 @@ TINY = dict(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_hea
             max_position_embeddings=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, above all on a busy machine (threads wait for each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- optimiser and schedule -------------------------------------------------------------------

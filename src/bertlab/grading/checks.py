@@ -165,6 +165,12 @@ def check_tensor(value, what: str, shape: tuple[int, ...], integer: bool | None 
 # ---- the tests' environment -----------------------------------------------------------------------------------
 
 
+def _namedtuple_new(value: types.FunctionType) -> bool:
+    """The ``__new__`` that collections.namedtuple (and typing.NamedTuple) compiles for each tuple class."""
+    return (str(value.__module__).startswith("namedtuple_") and value.__globals__.get("_tuple_new") is tuple.__new__
+            and set(value.__globals__) <= {"_tuple_new", "__builtins__", "__name__"})
+
+
 def _notebook_code(value, depth: int = 0) -> bool:
     """True if `value` is (or wraps) a function or class compiled outside the standard library and packages."""
     if depth > 3:
@@ -179,6 +185,8 @@ def _notebook_code(value, depth: int = 0) -> bool:
     if isinstance(value, types.FunctionType) and isinstance(code, types.CodeType):
         filename = code.co_filename
         if filename.startswith("<frozen"):
+            return False
+        if filename == "<string>" and _namedtuple_new(value):
             return False
         if filename == "<string>" and value.__module__ != "__main__":  # made by exec in a module (dataclasses)
             file = getattr(sys.modules.get(value.__module__), "__file__", None)
