@@ -37,7 +37,7 @@ from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
 from .pretraining_data import PretrainingCollator, build_pretraining_dataset
 from .tokenizer import load_tokenizer
-from .trainer import HISTORY_NAME, TOKENIZER_FILES, iterate_batches, list_checkpoints
+from .trainer import ARGS_NAME, HISTORY_NAME, TOKENIZER_FILES, iterate_batches, list_checkpoints
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PAIR_MODELS = ASSETS / "pair_models"
@@ -90,9 +90,13 @@ def pretrain_pair_models(runs_dir: Path, command: str, tasks: Sequence[str] = PA
         config = PretrainConfig(task=task, output_dir=str(runs_dir / task), overwrite_output_dir=True,
                                 progress=False, **{**PRETRAIN, **overrides})
         seconds[task] = pretrain(config).seconds
-        run = {"command": command, "seconds": round(seconds[task], 1)}
-        (runs_dir / task / RUN_NAME).write_text(json.dumps(run) + "\n")
+        record_run(runs_dir / task, command, seconds[task])
     return seconds
+
+
+def record_run(run_dir: Path, command: str, seconds: float) -> None:
+    """run.json next to a run's checkpoints: the command that made it and its wall time (export copies them)."""
+    (run_dir / RUN_NAME).write_text(json.dumps({"command": command, "seconds": round(seconds, 1)}) + "\n")
 
 
 def train_course_model(runs_dir: Path, command: str, **overrides: Any) -> float:
@@ -108,7 +112,7 @@ def train_course_model(runs_dir: Path, command: str, **overrides: Any) -> float:
     config = PretrainConfig(task="sop", output_dir=str(course), resume_from="latest", progress=False,
                             **{**PRETRAIN, **COURSE, **overrides})
     seconds = pretrain(config).seconds
-    (course / RUN_NAME).write_text(json.dumps({"command": command, "seconds": round(seconds, 1)}) + "\n")
+    record_run(course, command, seconds)
     return seconds
 
 
@@ -129,7 +133,7 @@ def export_model(run_dir: Path, destination: Path) -> Path:
         if (last / name).exists():
             shutil.copy2(last / name, destination / name)
     history = json.loads((run_dir / HISTORY_NAME).read_text())
-    args = json.loads((last / "training_args.json").read_text())
+    args = json.loads((last / ARGS_NAME).read_text())
     evals = [h for h in history if any(k.startswith("eval_") for k in h)]
     run = json.loads((run_dir / RUN_NAME).read_text()) if (run_dir / RUN_NAME).exists() else {}
     training = {"command": run.get("command"), "seconds": run.get("seconds"), "checkpoint": last.name, "args": args,
