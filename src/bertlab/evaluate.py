@@ -21,8 +21,9 @@ Batch = dict[str, Any]
 
 
 # ---- counting ---------------------------------------------------------------------------------
-def mlm_accuracy(prediction_logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
-    """Top-1 hits at the masked positions (labels != -100), and how many there are.
+def mlm_accuracy(prediction_logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> tuple[int, int]:
+    """Top-k hits (the true token among the k best scores; k=1: the argmax) at the masked positions
+    (labels != -100), and how many there are.
 
     ``prediction_logits`` is (B, T, V), or (M, V) from ``masked_only=True``: the masked positions in the
     order of ``labels != -100``.
@@ -35,7 +36,11 @@ def mlm_accuracy(prediction_logits: torch.Tensor, labels: torch.Tensor) -> tuple
             f"{prediction_logits.shape[0]} rows of logits for {int(selected.sum())} masked positions; "
             "pass (B, T, V) logits, or the (M, V) ones of masked_only=True with the same labels."
         )
-    correct = (prediction_logits.argmax(-1) == labels[selected]).sum()
+    if k == 1:
+        top = prediction_logits.argmax(-1, keepdim=True)  # (M, 1)
+    else:
+        top = prediction_logits.topk(min(k, prediction_logits.shape[-1]), dim=-1).indices  # (M, k)
+    correct = (top == labels[selected][:, None]).any(-1).sum()
     return int(correct), int(selected.sum())
 
 
@@ -111,7 +116,7 @@ def _inputs(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def evaluate_pretraining(model: nn.Module, batches: Iterable[Batch], device: torch.device) -> dict[str, float]:
-    """Losses, MLM top-1 accuracy at masked positions, and NSP/SOP accuracy (when labelled)."""
+    """Losses, MLM top-1 and top-5 accuracy at masked positions, and NSP/SOP accuracy (when labelled)."""
     totals = Totals()
     for batch in batches:
         labels = batch["labels"].to(device)
@@ -122,6 +127,7 @@ def evaluate_pretraining(model: nn.Module, batches: Iterable[Batch], device: tor
         hits, n = mlm_accuracy(out.prediction_logits, labels)
         totals.add("mlm_loss", out.mlm_loss.item() * n, n)
         totals.add("mlm_accuracy", hits, n)
+        totals.add("mlm_top5_accuracy", mlm_accuracy(out.prediction_logits, labels, k=5)[0], n)
         if pair is not None:
             totals.add("sentence_loss", out.sentence_loss.item() * len(pair), len(pair))
             totals.add("sentence_accuracy", *classification_accuracy(out.seq_relationship_logits, pair))

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .config import PRESETS, BertConfig
-from .corpora import load_peoples_daily_documents
+from .corpora import load_peoples_daily_documents, review_documents
 from .distributed import init_distributed
 from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
@@ -28,6 +28,7 @@ from .tokenizer import load_tokenizer
 from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, option, save_tokenizer, set_seed
 
 PAIR_TASKS = ("nsp", "sop", "none")
+CORPORA = ("peoples_daily", "peoples_daily+reviews")
 EVAL_MASKING_SEED = 12345  # the validation set is masked the same way at every evaluation
 
 
@@ -38,6 +39,8 @@ class PretrainConfig(TrainArgs):
     output_dir: str = option("runs/pretrain", "directory for checkpoints (checkpoint-<step>/) and history.json")
     preset: str = option("tiny", "model size (BertConfig.from_preset)", choices=tuple(PRESETS))
     task: str = option("nsp", "sentence-pair task beside masked LM: nsp, sop, or none (MLM only)", choices=PAIR_TASKS)
+    corpus: str = option("peoples_daily", "unlabelled training text: the People's Daily training articles, and with "
+                         "+reviews the review training split's texts too (their labels unused)", choices=CORPORA)
     whole_word_masking: bool = option(False, "mask all characters of a word together (Chinese BERT-wwm)")
     mlm_probability: float = option(0.15, "fraction of tokens to predict")
     max_length: int = option(128, "tokens per training sequence, [CLS] and [SEP] included")
@@ -49,6 +52,9 @@ class PretrainConfig(TrainArgs):
 
     def validate(self) -> None:
         super().validate()
+        if self.whole_word_masking and self.corpus != "peoples_daily":
+            raise ValueError("whole_word_masking needs word boundaries, which only the People's Daily corpus has; "
+                             f"use corpus='peoples_daily' or turn whole-word masking off (corpus={self.corpus!r}).")
         if not 0.0 < self.mlm_probability < 1.0:
             raise ValueError(f"mlm_probability must lie in (0, 1), got {self.mlm_probability}.")
         max_positions = BertConfig.from_preset(self.preset).max_position_embeddings
@@ -73,10 +79,16 @@ def initial_model(config: PretrainConfig, tokenizer: Any) -> BertForPreTraining:
 
 
 def pretraining_split(config: PretrainConfig, tokenizer: Any, split: str, seed: int) -> Any:
-    """Masking-ready instances (sentence pairs, or single segments for task="none") of one split."""
+    """Masking-ready instances (sentence pairs, or single segments for task="none") of one split. Validation
+    is always People's Daily, so that runs on different corpora are measured on the same text."""
     documents = load_peoples_daily_documents(split=split)
     if config.max_documents is not None and split == "train":
         documents = documents.select(range(min(config.max_documents, len(documents))))
+    if split == "train" and config.corpus == "peoples_daily+reviews":
+        reviews = review_documents("train")
+        if config.max_documents is not None:
+            reviews = reviews[:config.max_documents]
+        documents = [list(d) for d in documents["sentences"]] + reviews  # plain sentences: no word boundaries
     return build_pretraining_dataset(documents, tokenizer, task=config.task, max_length=config.max_length,
                                      seed=seed, dupe_factor=config.dupe_factor)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import re
 import unicodedata
 from pathlib import Path
 
@@ -116,6 +117,21 @@ def load_sentiment(split: str | None = None, *, source: str | os.PathLike | None
     """
     check_split(split)
     return pick_split(_sentiment(resolve_source(source, BUNDLED), seed), split)
+
+
+REVIEW_SENTENCE_END = re.compile(r"(?<=[。！？!?；;…~～\n])")
+
+
+def review_documents(split: str = "train", *, source: str | os.PathLike | None = None,
+                     seed: int = DEFAULT_SEED) -> list[list[str]]:
+    """The reviews of one split as unlabelled documents for pretraining: each review cut into sentences after
+    。！？ and the like (reviews are informal: a sentence may end in ~ or …). The labels are not used, which
+    is the point: raw in-domain text is free to have, and self-supervision learns from it."""
+    documents = []
+    for text in load_sentiment(split, source=source, seed=seed)["text"]:
+        sentences = [s.strip() for s in REVIEW_SENTENCE_END.split(text)]
+        documents.append([s for s in sentences if s])
+    return [d for d in documents if d]
 
 
 def make_sentiment_pairs(reviews: list[tuple[str, int]], rng: random.Random) -> list[tuple[str, str, int]]:
