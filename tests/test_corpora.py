@@ -14,14 +14,17 @@ from bertlab.corpora import (
     dedup_key,
     find_entities,
     is_heading,
+    load_article_pairs,
     load_peoples_daily_documents,
     load_pos_tagging,
     load_sentence_pairs,
     load_sentiment,
     load_span_extraction,
+    make_article_pairs,
     make_questions,
     make_sentiment_pairs,
     parse_line,
+    review_documents,
     split_sentences,
     tagged_sentences,
 )
@@ -199,6 +202,40 @@ def test_make_sentiment_pairs_mixes_both_orders():
     mixed = [(a, b) for a, b, y in pairs if y == 0]
     assert len(pairs) == 40 and len(mixed) == 20
     assert any(a.startswith("好") for a, _ in mixed) and any(a.startswith("差") for a, _ in mixed)
+
+
+def test_article_pairs_are_labelled_by_their_articles_and_balanced():
+    pairs = load_article_pairs()
+    for s in SPLITS:
+        article_of = {}
+        for article in load_peoples_daily_documents(s):
+            for sentence in article["sentences"]:
+                article_of.setdefault(sentence, set()).add(article["doc_id"])
+        assert abs(sum(pairs[s]["label"]) / len(pairs[s]) - 0.5) < 0.03 and len(pairs[s]) > 1000
+        for a, b, y in zip(pairs[s]["text_a"], pairs[s]["text_b"], pairs[s]["label"], strict=True):
+            assert a in article_of and b in article_of  # both sentences come from this split's articles
+            assert y == int(bool(article_of[a] & article_of[b])) or len(article_of[b]) > 1  # repeated boilerplate
+
+
+def test_make_article_pairs_draws_negatives_from_other_articles():
+    import random
+
+    # "sentence i of article d, long enough"
+    articles = [[f"第{d}篇文章的第{i}句话，内容足够长。" for i in range(6)] for d in range(5)]
+    pairs = make_article_pairs(articles, random.Random(0))
+    assert len(pairs) == 15 and {y for _, _, y in pairs} == {0, 1}
+    for a, b, y in pairs:
+        assert (a.split("篇")[0] == b.split("篇")[0]) == bool(y)
+    with pytest.raises(ValueError, match="at least two articles"):
+        make_article_pairs([["太短"], ["也太短"]], random.Random(0))  # "too short", "also too short"
+
+
+def test_review_documents_are_the_training_reviews_cut_into_sentences(sentiment):
+    documents = review_documents("train")
+    assert len(documents) == len(sentiment["train"])
+    for document, text in zip(documents, sentiment["train"]["text"], strict=True):
+        assert re.sub(r"\s", "", "".join(document)) == re.sub(r"\s", "", text)  # nothing lost but white space
+    assert sum(len(d) > 1 for d in documents) > 0.3 * len(documents)  # most long reviews have several sentences
 
 
 def test_span_extraction_answers_are_spans_and_need_the_question():

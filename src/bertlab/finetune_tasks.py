@@ -2,7 +2,7 @@
 
     sentiment  one sentence -> one class (positive/negative review)    BertForSequenceClassification
     pos        one sentence -> one class per token (part of speech)     BertForTokenClassification
-    pair       two sentences -> one class                               BertForSequenceClassification
+    pair       two sentences -> one class (same article?)               BertForSequenceClassification
     qa         question + context -> the answer's span in the context   BertForQuestionAnswering
 
 A feature is a dict of lists (input_ids, token_type_ids, attention_mask and the labels);
@@ -122,6 +122,11 @@ class FinetuneTask:
     labels: tuple[str, ...]  # fixed label names; () = one per label id seen in training (or none, for qa)
     targets: tuple[str, ...]  # the label keys the model's forward takes
 
+    @property
+    def score_name(self) -> str:
+        """The validation metric that says which run (or which step of a run) is best."""
+        return "exact_match" if self.model_class is BertForQuestionAnswering else "accuracy"
+
     def num_labels(self, train_rows: Any) -> int:
         if self.labels:
             return len(self.labels)
@@ -144,7 +149,7 @@ TASKS: dict[str, FinetuneTask] = {
                               ("negative", "positive"), ("labels",)),
     "pos": FinetuneTask("pos", corpora.load_pos_tagging, encode_char_labels, BertForTokenClassification,
                         _pos_tags(), ("labels",)),
-    "pair": FinetuneTask("pair", corpora.load_sentence_pairs, encode_pairs, BertForSequenceClassification,
+    "pair": FinetuneTask("pair", corpora.load_article_pairs, encode_pairs, BertForSequenceClassification,
                          (), ("labels",)),
     "qa": FinetuneTask("qa", corpora.load_span_extraction, encode_spans, BertForQuestionAnswering,
                        (), ("start_positions", "end_positions")),

@@ -10,7 +10,8 @@ loader                         one row per                                     u
 load_peoples_daily_documents   article: sentences, words, pos                  pretraining (MLM, NSP/SOP, WWM)
 load_pos_tagging               sentence: text, words, pos, char_labels         token classification (case 2)
 load_sentiment                 review: text, label                             sentence classification (case 1)
-load_sentence_pairs            pair of reviews: text_a, text_b, label          sentence-pair classification (case 3)
+load_article_pairs             pair of sentences: text_a, text_b, label        sentence-pair classification (case 3)
+load_sentence_pairs            pair of reviews: text_a, text_b, label          "same sentiment?", an older pair task
 load_span_extraction           question, context, answer_text, answer_start    extractive QA (case 4)
 =============================  ==============================================  ====================================
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 
+from .article_pairs import load_article_pairs, make_article_pairs
 from .peoples_daily import (
     Article,
     TaggedSentence,
@@ -31,7 +33,7 @@ from .peoples_daily import (
     tagged_sentences,
 )
 from .pos_tags import POS_TAG_NAMES, POS_TAGS
-from .sentiment import dedup_key, load_sentence_pairs, load_sentiment, make_sentiment_pairs
+from .sentiment import dedup_key, load_sentence_pairs, load_sentiment, make_sentiment_pairs, review_documents
 from .sources import DEFAULT_SEED, SPLITS, check_split
 from .span_extraction import QUESTIONS, find_entities, load_span_extraction, make_questions
 
@@ -57,14 +59,17 @@ __all__ = [
     "dedup_key",
     "find_entities",
     "is_heading",
+    "load_article_pairs",
     "load_peoples_daily_documents",
     "load_pos_tagging",
     "load_sentence_pairs",
     "load_sentiment",
     "load_span_extraction",
+    "make_article_pairs",
     "make_questions",
     "make_sentiment_pairs",
     "parse_line",
+    "review_documents",
     "split_sentences",
     "tagged_sentences",
 ]
