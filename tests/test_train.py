@@ -345,3 +345,25 @@ def test_finetuning_learns_part_of_speech(tmp_path):
     assert result.metrics["eval_accuracy"] > majority + 0.15, (result.metrics, majority)
     losses = [h["train_loss"] for h in result.history if "train_loss" in h]
     assert losses[-1] < losses[0] - 1.0, losses
+
+
+def test_keep_best_tests_the_weights_of_the_best_validation_score(tmp_path):
+    """With keep_best the run ends with the weights of its best evaluation: evaluating them again gives the best
+    validation score (and loss) that the run recorded at that step, not at the last (the learning rate is far too
+    high, so the scores jump around)."""
+    from bertlab.finetune import _sample, evaluate_task
+    from bertlab.finetune_tasks import TASKS
+
+    config = FinetuneConfig(task="pos", init="random", preset="tiny", max_steps=12, batch_size=8, learning_rate=3e-2,
+                            max_length=32, max_train_examples=64, eval_batches=2, eval_every=2, keep_best=True,
+                            output_dir=str(tmp_path), progress=False)
+    result = finetune(config)
+    evals = [h for h in result.history if "eval_accuracy" in h]
+    best = max(evals, key=lambda h: h["eval_accuracy"])  # the first of equal scores: later ties do not replace it
+    assert best["step"] != evals[-1]["step"] and best["eval_loss"] != evals[-1]["eval_loss"]
+    assert (result.metrics["best_eval_accuracy"], result.metrics["best_eval_step"]) == (best["eval_accuracy"],
+                                                                                      best["step"])
+    tokenizer, task = load_tokenizer(), TASKS["pos"]
+    validation = task.encode(_sample(task.load()["validation"], 16, 0), tokenizer, 32)  # the run's 2 batches of 8
+    again = evaluate_task(result.model.eval(), validation, config, task, tokenizer.pad_token_id, torch.device("cpu"))
+    assert again == pytest.approx({"accuracy": best["eval_accuracy"], "loss": best["eval_loss"]})

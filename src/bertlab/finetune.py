@@ -59,6 +59,9 @@ class FinetuneConfig(TrainArgs):
     max_train_examples: int | None = option(None, "use N training examples drawn at random (for quick runs)",
                                             metavar="N")
     eval_every: int = option(100, "evaluate on the validation split every N steps (0: only at the end)")
+    test_batches: int | None = option(None, "score the final model on at most this many test batches "
+                                      "(default: as many as eval_batches)", metavar="N")
+    keep_best: bool = option(False, "early stopping: end with the weights of the best validation score, not the last")
 
     def validate(self) -> None:
         super().validate()
@@ -69,6 +72,8 @@ class FinetuneConfig(TrainArgs):
             raise ValueError(f"max_length must be >= 8, got {self.max_length}.")
         if self.max_answer_length < 1:
             raise ValueError(f"max_answer_length must be >= 1, got {self.max_answer_length}.")
+        if self.test_batches is not None and self.test_batches < 1:
+            raise ValueError(f"test_batches must be >= 1 or None, got {self.test_batches}.")
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ValueError(f"max_train_examples must be >= 1, got {self.max_train_examples}.")
 
@@ -108,8 +113,8 @@ def check_fit(model: nn.Module, tokenizer: Any, max_length: int) -> None:
 
 def evaluate_task(model: nn.Module, features: list, config: FinetuneConfig, task: FinetuneTask, pad_id: int,
                   device: torch.device) -> dict[str, float]:
-    batches = iterate_batches(features, partial(pad_batch, pad_token_id=pad_id), config.batch_size,
-                              config.eval_batches)
+    """The task's metrics on every feature given (`finetune` has already cut each split to its size)."""
+    batches = iterate_batches(features, partial(pad_batch, pad_token_id=pad_id), config.batch_size)
     return task.evaluate(model, batches, device, config.max_answer_length)
 
 
@@ -127,7 +132,7 @@ def finetune(config: FinetuneConfig) -> TrainResult:
     data = task.load()
     limits = {"train": config.max_train_examples,  # eval_batches caps evaluation: encode no more than it reads
               "validation": config.eval_batches and config.eval_batches * config.batch_size}
-    limits["test"] = limits["validation"]
+    limits["test"] = config.test_batches * config.batch_size if config.test_batches else limits["validation"]
     seeds = {"train": config.seed, "validation": 0, "test": 0}  # evaluation subsets: the same for every run
     splits = {name: _sample(data[name], limits[name], seeds[name]) for name in ("train", "validation", "test")}
     features = {name: task.encode(rows, tokenizer, config.max_length) for name, rows in splits.items()}
@@ -135,20 +140,52 @@ def finetune(config: FinetuneConfig) -> TrainResult:
     model = build_model(config, task, task.num_labels(train), checkpoint, tokenizer)
     check_fit(model, tokenizer, config.max_length)
     evaluate = partial(evaluate_task, config=config, task=task, pad_id=tokenizer.pad_token_id, device=device)
+    best = BestWeights(task.score_name) if config.keep_best else None
+    validate = partial(evaluate, features=features["validation"])
     trainer = Trainer(
         model, config, features["train"], partial(pad_batch, pad_token_id=tokenizer.pad_token_id),
         partial(task_loss, targets=task.targets), info=info, device=device,
-        evaluate=partial(evaluate, features=features["validation"]), save_extra=partial(save_tokenizer, tokenizer),
+        evaluate=validate if best is None else best.watch(validate, step=lambda: trainer.step),
+        save_extra=partial(save_tokenizer, tokenizer),
         desc=f"finetune {config.task} ({config.init})",
     )
     result = trainer.train()
     result.tokenizer = tokenizer
+    if best is not None and best.state is not None:
+        best.restore(result.model)
+        result.metrics = {**result.metrics, "best_eval_step": best.step, f"best_eval_{task.score_name}": best.score}
     if result.step == config.max_steps:
         test = final_test_metrics(result, evaluate, features["test"], info)
         result.metrics = {**result.metrics, **test}
         if info.is_main:
             Path(config.output_dir, TEST_METRICS_NAME).write_text(json.dumps(test, indent=2) + "\n")
     return result
+
+
+class BestWeights:
+    """Early stopping without stopping: remembers the weights of the best validation score seen so far.
+
+    ``watch(evaluate, step)`` wraps the evaluation the trainer calls (``step()`` says at which step); after
+    training, ``restore(model)`` loads the best weights back.
+    """
+
+    def __init__(self, score_name: str):
+        self.score_name = score_name
+        self.score = float("-inf")
+        self.state: dict[str, torch.Tensor] | None = None
+        self.step = 0
+
+    def watch(self, evaluate: Any, step: Any) -> Any:
+        def evaluate_and_remember(model: nn.Module) -> dict[str, float]:
+            metrics = evaluate(model)
+            if metrics[self.score_name] > self.score:
+                self.score, self.step = metrics[self.score_name], step()
+                self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return metrics
+        return evaluate_and_remember
+
+    def restore(self, model: nn.Module) -> None:
+        model.load_state_dict(self.state)
 
 
 def _sample(rows: Any, n: int | None, seed: int) -> Any:
