@@ -1,0 +1,245 @@
+"""Low-label learning curves: test accuracy against the number of labelled examples, from pretrained weights,
+from random weights of the same architecture, and for a classical method that needs no BERT.
+
+    python -m bertlab.learning_curves --jobs 2      # every task, start and size -> results/learning_curves.json
+    python -m bertlab.learning_curves --quick       # a small version of the same, for tests (about a minute)
+
+The lecture's claim is that a pretrained model needs few labels. Each point of a curve is measured the same
+way for every start, so that the gap between the curves is what pretraining bought:
+
+1. N training examples are drawn at random (the draw depends on the seed, not on the start).
+2. The learning rate is chosen for each (task, start) on the validation split, from LEARNING_RATES, with
+   seed 0 at N = `Plan.select_at`; every size and seed then uses the chosen rate. The test split is never
+   used to choose anything.
+3. Each run trains for a budget that grows with N (`budget`) and ends with the weights of its best
+   validation score (early stopping, `FinetuneConfig.keep_best`).
+
+Every finished run is appended to ``<runs-dir>/runs.jsonl``, so an interrupted experiment resumes where it
+stopped when started again with the same arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import shlex
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import course_model_dir
+
+RESULTS_NAME = "learning_curves"
+TASKS = ("sentiment", "pos", "pair")
+SIZES = (100, 300, 1000, 3000, None)  # None: the whole training split
+SEEDS = (0, 1, 2)
+LEARNING_RATES = (1e-4, 3e-4, 1e-3)
+STARTS = ("course", "random")  # the course model, and its architecture from random weights
+MAX_LENGTH = {"sentiment": 64, "pos": 64, "pair": 128}
+BATCH_SIZE = 32
+VALIDATION_EXAMPLES = 256  # a fixed subset of the validation split, the same for every run
+TEST_EXAMPLES = 1024  # likewise for the test split, scored once at the end of each run
+
+
+@dataclass
+class Plan:
+    """What to run; `quick()` is a small version of the full plan for tests."""
+
+    tasks: tuple[str, ...] = TASKS
+    sizes: tuple[int | None, ...] = SIZES
+    seeds: tuple[int, ...] = SEEDS
+    learning_rates: tuple[float, ...] = LEARNING_RATES
+    starts: tuple[str, ...] = STARTS
+    select_at: int = 1000  # the size at which each start's learning rate is chosen
+    epochs: float = 10.0  # passes over the N examples, within the step limits below
+    min_steps: int = 100
+    max_steps: int = 500
+    evaluations: int = 8  # validation scores per run, for early stopping
+    validation_examples: int = VALIDATION_EXAMPLES
+    test_examples: int = TEST_EXAMPLES
+    checkpoints: dict[str, str] = field(default_factory=lambda: {"course": str(course_model_dir())})
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(tasks=("sentiment",), sizes=(32, 64), seeds=(0, 1), learning_rates=(3e-4, 1e-3), select_at=32,
+                   min_steps=4, max_steps=4, evaluations=2, validation_examples=32, test_examples=64)
+
+    def budget(self, n: int) -> tuple[int, int]:
+        """(steps, evaluate every) for N training examples: `epochs` passes, clipped to [min_steps, max_steps],
+        with `evaluations` validation scores on the way."""
+        steps = min(self.max_steps, max(self.min_steps, math.ceil(self.epochs * n / BATCH_SIZE)))
+        return steps, max(1, steps // self.evaluations)
+
+
+def training_size(task: str) -> int:
+    from .finetune_tasks import TASKS as FINETUNE_TASKS
+
+    return len(FINETUNE_TASKS[task].load()["train"])
+
+
+# ---- one run ----------------------------------------------------------------------------------------------------
+def finetune_point(plan: Plan, task: str, start: str, n: int, seed: int, learning_rate: float) -> dict[str, Any]:
+    """Fine-tune one start on N examples with one seed and learning rate; its validation and test scores."""
+    from .finetune import FinetuneConfig, finetune
+
+    steps, eval_every = plan.budget(n)
+    checkpoint = plan.checkpoints.get(start, plan.checkpoints["course"])
+    with tempfile.TemporaryDirectory() as tmp:
+        config = FinetuneConfig(
+            task=task, init="random" if start == "random" else "pretrained", checkpoint=checkpoint, output_dir=tmp,
+            max_train_examples=n, seed=seed, learning_rate=learning_rate, max_steps=steps, eval_every=eval_every,
+            keep_best=True, batch_size=BATCH_SIZE, max_length=MAX_LENGTH[task], save_total_limit=1, progress=False,
+            eval_batches=max(1, plan.validation_examples // BATCH_SIZE),
+            test_batches=max(1, plan.test_examples // BATCH_SIZE))
+        result = finetune(config)
+    return {"task": task, "start": start, "n": n, "seed": seed, "learning_rate": learning_rate,
+            "validation": result.metrics["best_eval_accuracy"], "best_step": result.metrics["best_eval_step"],
+            "test": result.metrics["test_accuracy"], "steps": steps, "seconds": round(result.seconds, 1)}
+
+
+# ---- classical baselines ------------------------------------------------------------------------------------------
+def baseline_point(plan: Plan, task: str, n: int, seed: int) -> dict[str, Any]:
+    """The classical method's test accuracy on the same N examples (same draw) and the same test subset."""
+    from .finetune import _sample
+    from .finetune_tasks import TASKS as FINETUNE_TASKS
+
+    data = FINETUNE_TASKS[task].load()
+    train = _sample(data["train"], n, seed)
+    test = _sample(data["test"], max(1, plan.test_examples // BATCH_SIZE) * BATCH_SIZE, 0)  # finetune's subset
+    method = {"sentiment": bag_of_characters, "pair": shared_characters, "pos": tag_lookup}[task]
+    return {"task": task, "n": n, "seed": seed, "test": method(train, test)}
+
+
+def bag_of_characters(train: Any, test: Any) -> float:
+    """Logistic regression on how often each character occurs (no order, no pretraining)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = CountVectorizer(analyzer="char", lowercase=False)
+    classifier = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(train["text"]), train["label"])
+    return float(classifier.score(vectorizer.transform(test["text"]), test["label"]))
+
+
+def shared_characters(train: Any, test: Any) -> float:
+    """Sentence pairs: logistic regression on which characters the two sentences share, and how many."""
+    import numpy as np
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = CountVectorizer(analyzer="char", lowercase=False, binary=True)
+    vectorizer.fit(list(train["text_a"]) + list(train["text_b"]))
+
+    def features(rows: Any) -> Any:
+        shared = vectorizer.transform(rows["text_a"]).multiply(vectorizer.transform(rows["text_b"]))
+        overlap = np.asarray(shared.sum(axis=1), dtype=float)
+        sizes = np.array([[len(set(a) | set(b))] for a, b in zip(rows["text_a"], rows["text_b"], strict=True)])
+        return hstack([shared, csr_matrix(overlap / np.maximum(sizes, 1))]).tocsr()
+
+    classifier = LogisticRegression(max_iter=2000).fit(features(train), train["label"])
+    return float(classifier.score(features(test), test["label"]))
+
+
+def tag_lookup(train: Any, test: Any) -> float:
+    """Part of speech: each character gets the tag it has most often in the training sentences (unseen characters
+    the most frequent tag overall); token accuracy."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for text, labels in zip(train["text"], train["char_labels"], strict=True):
+        for char, label in zip(text, labels, strict=True):
+            counts[char][label] += 1
+    overall = Counter(label for labels in train["char_labels"] for label in labels).most_common(1)[0][0]
+    hits = total = 0
+    for text, labels in zip(test["text"], test["char_labels"], strict=True):
+        for char, label in zip(text, labels, strict=True):
+            guess = counts[char].most_common(1)[0][0] if char in counts else overall
+            hits, total = hits + (guess == label), total + 1
+    return hits / total
+
+
+# ---- the whole experiment ------------------------------------------------------------------------------------------
+def _key(run: dict[str, Any]) -> tuple:
+    return run["task"], run["start"], run["n"], run["seed"], run["learning_rate"]
+
+
+def run_plan(plan: Plan, runs_dir: Path, jobs: int = 1) -> dict[str, Any]:
+    """Every run of the plan (resuming from runs_dir/runs.jsonl), then the chosen learning rates and baselines."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    log = runs_dir / "runs.jsonl"
+    done = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            run = json.loads(line)
+            done[_key(run)] = run
+    sizes = {task: [training_size(task) if n is None else n for n in plan.sizes] for task in plan.tasks}
+    cells = [(task, start, n) for task in plan.tasks for start in plan.starts for n in sizes[task]]
+
+    def run_all(todo: list[tuple]) -> None:
+        todo = [args for args in todo if args not in done]
+        if not todo:
+            return
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            futures = [pool.submit(finetune_point, plan, *args) for args in todo]
+            for future in futures:
+                run = future.result()
+                done[_key(run)] = run
+                with log.open("a") as f:
+                    f.write(json.dumps(run) + "\n")
+
+    first, pairs = plan.seeds[0], [(task, start) for task in plan.tasks for start in plan.starts]
+    grid = [(task, start, plan.select_at, first, lr) for task, start in pairs for lr in plan.learning_rates]
+    run_all(grid)
+    chosen = {(task, start): max((done[(task, start, plan.select_at, first, lr)] for lr in plan.learning_rates),
+                                 key=lambda r: r["validation"])["learning_rate"] for task, start in pairs}
+    wanted = [(task, start, n, seed, chosen[(task, start)]) for task, start, n in cells for seed in plan.seeds]
+    run_all(wanted)
+    baselines = [baseline_point(plan, task, n, seed) for task in plan.tasks for n in sizes[task] for seed in plan.seeds]
+    return {"plan": asdict(plan) | {"sizes": sizes}, "points": [done[key] for key in wanted], "baselines": baselines,
+            "grid": [done[key] for key in grid]}
+
+
+def summarize(results: dict[str, Any]) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
+    """{task: {start or "baseline": {N: {"mean", "min", "max"}}}} of the test accuracies over seeds."""
+    table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for run in results["points"]:
+        table[run["task"]][run["start"]][run["n"]].append(run["test"])
+    for run in results["baselines"]:
+        table[run["task"]]["baseline"][run["n"]].append(run["test"])
+    return {task: {start: {n: {"mean": sum(v) / len(v), "min": min(v), "max": max(v)} for n, v in sorted(by_n.items())}
+                   for start, by_n in starts.items()} for task, starts in table.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .experiments import write_results
+
+    parser = argparse.ArgumentParser(prog="python -m bertlab.learning_curves", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning_curves"))
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side (one CPU thread each)")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument("--quick", action="store_true", help="a small plan (for tests); writes nothing to the package")
+    args = parser.parse_args(argv)
+    command = "python -m bertlab.learning_curves " + shlex.join(sys.argv[1:] if argv is None else argv)
+    plan = Plan.quick() if args.quick else Plan(tasks=tuple(args.tasks))
+    start = time.perf_counter()
+    results = {"command": command, **run_plan(plan, args.runs_dir, args.jobs)}
+    print(json.dumps(summarize(results), indent=1))
+    if args.quick:
+        (args.runs_dir / f"{RESULTS_NAME}.json").write_text(json.dumps(results, indent=1) + "\n")
+    else:
+        print("wrote", write_results(RESULTS_NAME, results))
+    print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The low-label learning-curve experiment: its budget, its baselines, and a quick run that resumes."""
+
+import json
+
+import pytest
+
+from bertlab.learning_curves import Plan, bag_of_characters, run_plan, shared_characters, summarize, tag_lookup
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_the_budget_grows_with_the_labels_within_its_limits():
+    plan = Plan()
+    assert plan.budget(100) == (plan.min_steps, plan.min_steps // plan.evaluations)
+    assert plan.budget(1000) == (313, 39)  # ten passes over 1,000 examples in batches of 32, eight evaluations
+    assert plan.budget(10**6)[0] == plan.max_steps
+
+
+def test_the_classical_baselines_learn_from_their_examples():
+    reviews = {"text": ["很好看", "真好", "好的", "很差", "太差了", "差评"] * 5, "label": [1, 1, 1, 0, 0, 0] * 5}
+    assert bag_of_characters(reviews, {"text": ["好书", "差书"], "label": [1, 0]}) == 1.0  # "good book", "bad book"
+    pairs = {"text_a": ["北京下雪", "北京下雪", "上海下雨", "上海下雨"] * 5,  # snow in Beijing, rain in Shanghai
+             "text_b": ["北京很冷", "上海很热", "上海很热", "北京很冷"] * 5,  # cold in Beijing, hot in Shanghai
+             "label": [1, 0, 1, 0] * 5}  # same city = same article
+    assert shared_characters(pairs, {"text_a": ["北京冬天"], "text_b": ["北京的雪"], "label": [1]}) == 1.0
+    tags = {"text": ["我们", "他们"], "char_labels": [[1, 2], [3, 2]]}  # "we", "they"
+    assert tag_lookup(tags, {"text": ["我你"], "char_labels": [[1, 1]]}) == 0.5  # 你 is unseen: tag 2, the commonest
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*(newly initialised|not used from)")
+def test_a_quick_run_chooses_rates_on_validation_and_resumes(tmp_path):
+    plan = Plan.quick()
+    results = run_plan(plan, tmp_path)
+    points, grid = results["points"], results["grid"]
+    assert len(grid) == len(plan.learning_rates) * len(plan.starts)
+    assert {r["n"] for r in grid} == {plan.select_at}
+    assert len(points) == len(plan.seeds) * len(plan.starts) * len(plan.sizes)
+    for start in plan.starts:
+        tried = [r for r in grid if r["start"] == start]
+        chosen = max(tried, key=lambda r: r["validation"])["learning_rate"]
+        assert {r["learning_rate"] for r in points if r["start"] == start} == {chosen}
+    assert all(0.0 <= r["test"] <= 1.0 and r["steps"] == plan.max_steps for r in points)
+    assert len(results["baselines"]) == len(plan.seeds) * len(plan.sizes)
+    table = summarize(results)["sentiment"]
+    assert set(table) == {*plan.starts, "baseline"}
+    lines = (tmp_path / "runs.jsonl").read_text().splitlines()
+    again = run_plan(plan, tmp_path)  # everything is in runs.jsonl already: nothing is trained again
+    assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
+    assert json.dumps(again["points"]) == json.dumps(points)
