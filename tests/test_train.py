@@ -367,3 +367,20 @@ def test_keep_best_tests_the_weights_of_the_best_validation_score(tmp_path):
     validation = task.encode(_sample(task.load()["validation"], 16, 0), tokenizer, 32)  # the run's 2 batches of 8
     again = evaluate_task(result.model.eval(), validation, config, task, tokenizer.pad_token_id, torch.device("cpu"))
     assert again == pytest.approx({"accuracy": best["eval_accuracy"], "loss": best["eval_loss"]})
+
+
+def test_stacking_copies_each_trained_layer_into_the_deeper_model(tmp_path):
+    """Progressive stacking: a 2-layer checkpoint fills 4 layers as 0, 1, 0, 1; embeddings and heads carry over."""
+    from bertlab.pretrain import stacked_state
+
+    shallow = BertForPreTraining(BertConfig(**TINY))
+    state = stacked_state(shallow.state_dict(), 4)
+    deep = BertForPreTraining(BertConfig(**{**TINY, "num_hidden_layers": 4}))
+    deep.load_hf_state_dict(state, strict=True)
+    own = shallow.state_dict()
+    for i in range(4):
+        key = f"bert.encoder.layer.{i}.attention.self.query.weight"
+        assert torch.equal(deep.state_dict()[key], own[f"bert.encoder.layer.{i % 2}.attention.self.query.weight"])
+    assert torch.equal(deep.bert.embeddings.word_embeddings.weight, shallow.bert.embeddings.word_embeddings.weight)
+    with pytest.raises(ValueError, match="cannot stack a checkpoint of 2 layers into 3"):
+        stacked_state(own, 3)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish")
+POOLINGS = ("cls", "mean")
 
 
 @dataclass
@@ -31,6 +32,9 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
     num_labels: int = 2  # used by the classification heads only
+    # What BertForSequenceClassification classifies: "cls", the pooled [CLS] vector (BERT, and transformers),
+    # or "mean", the mean of the last layer's token vectors (not a transformers option; kept in config.json).
+    classifier_pooling: str = "cls"
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads != 0:
@@ -38,6 +42,8 @@ class BertConfig:
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
                 f"({self.num_attention_heads}): each head gets hidden_size / num_attention_heads dimensions."
             )
+        if self.classifier_pooling not in POOLINGS:
+            raise ValueError(f"classifier_pooling must be one of {POOLINGS}, got {self.classifier_pooling!r}.")
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; choose one of {ACTIVATIONS}.")
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -108,7 +114,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Devlin et al. (2019), Table "BERT_BASE" and "BERT_LARGE".
     "bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     "bert-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-    # Course sizes: small enough to pretrain on a laptop CPU in minutes.
+    # Course sizes: small enough to pretrain on a laptop CPU in minutes. "tiny" and "mini" are the sizes of
+    # Turc et al. (2019), "Well-read students learn better"; "course" is the course model: four layers of tiny's
+    # width, deeper for the same cost per layer (a 2-core CPU fine-tunes it dozens of times in an hour).
     "mini": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
+    "course": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512),
     "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512),
 }

@@ -1,12 +1,14 @@
 """The course's experiments, whose models and results ship in ``bertlab/assets`` for the book to load.
 
     python -m bertlab.experiments pretrain   # MLM only, MLM + NSP, MLM + SOP: same data, budget and seed
-    python -m bertlab.experiments course     # the course model: the MLM + SOP run, trained four times longer
+    python -m bertlab.experiments stage1     # the MLM + SOP run trained on to 6,000 steps: the course model's stage 1
+    python -m bertlab.experiments course     # the course model: stage 1 stacked to 4 layers, trained on more text
     python -m bertlab.experiments export     # the four final checkpoints -> bertlab/assets
     python -m bertlab.experiments evaluate   # held-out MLM, NSP and SOP accuracy of each -> results/pair_tasks.json
     python -m bertlab.experiments finetune   # downstream tasks from each model and from random weights, and
                                              # two classical sentiment baselines -> results/*.json
-    python -m bertlab.experiments all        # the four in a row (about 80 minutes on a 2-core CPU)
+    python -m bertlab.experiments finetuned  # the course model fine-tuned on each lecture case -> assets/finetuned
+    python -m bertlab.experiments all        # all of these in a row (several hours on a 2-core CPU)
 
 The pretraining comparison repeats, at a very small scale, the cross-evaluation of ALBERT
 (Lan et al., 2020, Table 5): each model is asked both sentence-pair questions, including the one it
@@ -30,7 +32,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CONFIG_NAME, SAFETENSORS_NAME, course_model_dir, read_state_dict
+from .checkpoint import CONFIG_NAME, SAFETENSORS_NAME, read_state_dict
 from .corpora import load_peoples_daily_documents, load_sentiment
 from .device import best_device
 from .evaluate import evaluate_pretraining
@@ -53,8 +55,16 @@ PRETRAIN = dict(preset="tiny", max_steps=1500, batch_size=64, max_length=64, lea
 FINETUNE = dict(max_steps=400, batch_size=32, max_length=64, learning_rate=3e-4, eval_every=50, log_every=10,
                 seed=0)
 DOWNSTREAM = ("sentiment", "pair", "pos")
-# The course model: the MLM + SOP run, trained on from its last checkpoint with a fresh learning-rate schedule.
-COURSE = dict(max_steps=6000, eval_every=500, save_every=500)
+# The course model, in two stages. Stage 1 (assets/course_model_stage1): the MLM + SOP pair model trained on to
+# 6,000 steps, 2 layers, People's Daily only: it is past the plateau of character frequencies, where a model
+# trained from scratch spends its first thousands of steps. Stage 2 (the course model): stage 1 stacked on itself
+# to 4 layers (progressive stacking), trained on People's Daily and the review training texts (labels unused),
+# sequences of 128 tokens. Resumable: the same command goes on from the last checkpoint in runs/.../course.
+STAGE1 = ASSETS / "course_model_stage1"
+STAGE1_STEPS = 6000
+COURSE = dict(preset="course", task="sop", corpus="peoples_daily+reviews", init_from=str(STAGE1), max_steps=6000,
+              batch_size=32, max_length=128, learning_rate=1e-3, eval_every=500, eval_batches=16, save_every=500,
+              log_every=50, seed=0)
 EVAL_MASKING_SEED = 2020
 
 
@@ -99,20 +109,35 @@ def record_run(run_dir: Path, command: str, seconds: float) -> None:
     (run_dir / RUN_NAME).write_text(json.dumps({"command": command, "seconds": round(seconds, 1)}) + "\n")
 
 
-def train_course_model(runs_dir: Path, command: str, **overrides: Any) -> float:
-    """Go on from the last checkpoint of the MLM + SOP run (runs_dir/pretrain/sop) in runs_dir/course."""
+def train_stage1(runs_dir: Path, command: str) -> float:
+    """Stage 1 of the course model: go on from the last checkpoint of the MLM + SOP run (runs_dir/pretrain/sop) to
+    STAGE1_STEPS steps with a fresh learning-rate schedule, in runs_dir/stage1."""
     from .pretrain import PretrainConfig, pretrain
 
-    course = runs_dir / "course"
-    if not list_checkpoints(course):
+    stage1 = runs_dir / "stage1"
+    if not list_checkpoints(stage1):
         checkpoints = list_checkpoints(runs_dir / "pretrain" / "sop")
         if not checkpoints:
             raise ValueError(f"{runs_dir / 'pretrain' / 'sop'} holds no checkpoint; run the pretrain step first.")
-        shutil.copytree(checkpoints[-1], course / checkpoints[-1].name)
-    config = PretrainConfig(task="sop", output_dir=str(course), resume_from="latest", progress=False,
-                            **{**PRETRAIN, **COURSE, **overrides})
+        shutil.copytree(checkpoints[-1], stage1 / checkpoints[-1].name)
+    config = PretrainConfig(task="sop", output_dir=str(stage1), resume_from="latest", progress=False,
+                            **{**PRETRAIN, "max_steps": STAGE1_STEPS, "eval_every": 500, "save_every": 500})
     seconds = pretrain(config).seconds
-    record_run(course, command, seconds)
+    record_run(stage1, command, seconds)
+    return seconds
+
+
+def train_course_model(runs_dir: Path, command: str, **overrides: Any) -> float:
+    """Train the course model in runs_dir/course, going on from its last checkpoint if there is one (so that a
+    long run can be done in pieces, e.g. with --course-stop-at). run.json adds up the wall time of the pieces."""
+    from .pretrain import PretrainConfig, pretrain
+
+    course = runs_dir / "course"
+    resume = "latest" if list_checkpoints(course) else None
+    config = PretrainConfig(output_dir=str(course), resume_from=resume, progress=False, **{**COURSE, **overrides})
+    seconds = pretrain(config).seconds
+    earlier = json.loads((course / RUN_NAME).read_text())["seconds"] if resume and (course / RUN_NAME).exists() else 0
+    record_run(course, command, earlier + seconds)
     return seconds
 
 
@@ -143,6 +168,15 @@ def export_model(run_dir: Path, destination: Path) -> Path:
     return destination
 
 
+def export_all(runs_dir: Path) -> None:
+    """Every run that exists in runs_dir -> bertlab/assets: the pair models, stage 1 and the course model."""
+    runs = {runs_dir / "pretrain" / task: PAIR_MODELS / task for task in PAIR_TASKS}
+    runs |= {runs_dir / "stage1": STAGE1, runs_dir / "course": ASSETS / "course_model"}
+    for run, destination in runs.items():
+        if list_checkpoints(run):
+            print("exported", export_model(run, destination))
+
+
 # ---- the cross-evaluation -------------------------------------------------------------------------------------
 def held_out_instances(task: str, tokenizer: Any, max_length: int, max_examples: int | None, seed: int = 0) -> Any:
     """Unmasked instances for ``task`` from the test articles, which no model saw in training."""
@@ -153,8 +187,9 @@ def held_out_instances(task: str, tokenizer: Any, max_length: int, max_examples:
 
 def cross_evaluate(model_dirs: Mapping[str, str | Path], *, max_length: int = 64, max_examples: int | None = 1024,
                    batch_size: int = 64, device: torch.device | None = None) -> dict[str, dict[str, float]]:
-    """Each model's MLM accuracy (single segments) and its NSP and SOP accuracy (held-out pairs), the same
-    masks for every model. A model never trained on a pair task answers with an untrained head: chance."""
+    """Each model's MLM top-1 and top-5 accuracy (single segments) and its NSP and SOP accuracy (held-out
+    pairs), the same masks for every model. A model never trained on a pair task answers with an untrained head:
+    chance."""
     device = device or best_device()
     tokenizer = load_tokenizer()
     data = {task: held_out_instances(task, tokenizer, max_length, max_examples) for task in PAIR_TASKS}
@@ -165,8 +200,10 @@ def cross_evaluate(model_dirs: Mapping[str, str | Path], *, max_length: int = 64
         for task, rows in data.items():
             collate = PretrainingCollator(tokenizer, generator=torch.Generator().manual_seed(EVAL_MASKING_SEED))
             metrics = evaluate_pretraining(model, iterate_batches(rows, collate, batch_size), device)
-            key = "mlm_accuracy" if task == "none" else f"{task}_accuracy"
-            scores[key] = metrics["mlm_accuracy" if task == "none" else "sentence_accuracy"]
+            if task == "none":
+                scores.update(mlm_accuracy=metrics["mlm_accuracy"], mlm_top5_accuracy=metrics["mlm_top5_accuracy"])
+            else:
+                scores[f"{task}_accuracy"] = metrics["sentence_accuracy"]
         table[name] = scores
     return table
 
@@ -207,14 +244,13 @@ def snownlp_bayes_baseline(train: Any, test: Any) -> float:
 
 def downstream_plan() -> list[tuple[str, str, str, Path]]:
     """(task, start, init, checkpoint) of every fine-tuning run: each task from the three pair models and from
-    random weights; sentiment and POS also from the course model."""
+    random weights of their architecture (the course model's own curves: `bertlab.learning_curves`)."""
     plan = []
     for task in DOWNSTREAM:
-        starts = {"sentiment": (*PAIR_TASKS, "course"), "pair": PAIR_TASKS, "pos": ("sop", "course")}[task]
+        starts = {"sentiment": PAIR_TASKS, "pair": PAIR_TASKS, "pos": ("sop",)}[task]
         for start in starts:
-            checkpoint = course_model_dir() if start == "course" else pair_model_dir(start)
-            plan.append((task, start, "pretrained", checkpoint))
-        plan.append((task, "random", "random", course_model_dir()))
+            plan.append((task, start, "pretrained", pair_model_dir(start)))
+        plan.append((task, "random", "random", pair_model_dir("none")))
     return plan
 
 
@@ -244,7 +280,8 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bertlab.experiments", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("pretrain", "course", "export", "evaluate", "finetune", "all"))
+    parser.add_argument("step", choices=("pretrain", "stage1", "course", "export", "evaluate", "finetune", "finetuned",
+                                         "all"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"), help="where the runs are written")
     parser.add_argument("--pretrain-steps", type=int, default=PRETRAIN["max_steps"])
     parser.add_argument("--skip-done", action="store_true",
@@ -252,20 +289,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="fine-tuning runs side by side (one CPU thread each)")
     parser.add_argument("--only", choices=PAIR_TASKS, help="pretrain one of the three models (run them side by side)")
     parser.add_argument("--course-steps", type=int, default=COURSE["max_steps"])
+    parser.add_argument("--course-stop-at", type=int, help="course: end this piece at this step (resume later)")
     parser.add_argument("--finetune-steps", type=int, default=FINETUNE["max_steps"])
     args = parser.parse_args(argv)
     command = "python -m bertlab.experiments " + shlex.join(sys.argv[1:] if argv is None else argv)
-    steps = ("pretrain", "course", "export", "evaluate", "finetune") if args.step == "all" else (args.step,)
+    steps = (("pretrain", "stage1", "export", "course", "export", "evaluate", "finetune", "finetuned")
+             if args.step == "all" else (args.step,))
     start = time.perf_counter()
     if "pretrain" in steps:
         tasks = (args.only,) if args.only else PAIR_TASKS
         print(pretrain_pair_models(args.runs_dir / "pretrain", command, tasks, max_steps=args.pretrain_steps))
-    if "course" in steps:
-        print(train_course_model(args.runs_dir, command, max_steps=args.course_steps))
-    if "export" in steps:
-        for task in PAIR_TASKS:
-            print("exported", export_model(args.runs_dir / "pretrain" / task, PAIR_MODELS / task))
-        print("exported", export_model(args.runs_dir / "course", ASSETS / "course_model"))
+    for step in steps:  # in order: "all" exports stage 1 before the course step reads it
+        if step == "stage1":
+            print(train_stage1(args.runs_dir, command))
+        elif step == "course":
+            print(train_course_model(args.runs_dir, command, max_steps=args.course_steps,
+                                     stop_at_step=args.course_stop_at))
+        elif step == "export":
+            export_all(args.runs_dir)
     if "evaluate" in steps:
         table = cross_evaluate({task: pair_model_dir(task) for task in PAIR_TASKS})
         print(json.dumps(table, indent=1))
@@ -284,6 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = f"{previous['command']} && {command}"
         write_results("finetune", {"command": command, "settings": FINETUNE | {"max_steps": args.finetune_steps},
                                    "runs": runs, "baselines": {"sentiment": baselines}})
+    if "finetuned" in steps:
+        from .finetuned_models import FINETUNED_TASKS, finetune_and_store
+
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            futures = {task: pool.submit(finetune_and_store, task, command) for task in FINETUNED_TASKS}
+            for task, future in futures.items():
+                print(task, json.dumps(future.result()))
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -61,6 +61,9 @@ class FinetuneConfig(TrainArgs):
     eval_every: int = option(100, "evaluate on the validation split every N steps (0: only at the end)")
     test_batches: int | None = option(None, "score the final model on at most this many test batches "
                                       "(default: as many as eval_batches)", metavar="N")
+    pooling: str | None = option(None, "sentence tasks: classify the [CLS] vector (cls) or the mean of the token "
+                                 "vectors (mean); default: what the checkpoint's config says (cls)",
+                                 choices=(None, "cls", "mean"))
     keep_best: bool = option(False, "early stopping: end with the weights of the best validation score, not the last")
 
     def validate(self) -> None:
@@ -91,14 +94,16 @@ def build_model(config: FinetuneConfig, task: FinetuneTask, num_labels: int, che
                 tokenizer: Any) -> nn.Module:
     """The task model: the checkpoint's encoder plus a new head, or the same architecture at random."""
     set_seed(config.seed)
+    pooling = {"classifier_pooling": config.pooling} if config.pooling else {}
     if config.init == "pretrained":
-        return task.model_class.from_pretrained(checkpoint, num_labels=num_labels)
+        return task.model_class.from_pretrained(checkpoint, num_labels=num_labels, **pooling)
     if checkpoint is not None:
         bert_config = BertConfig.from_json_file(checkpoint / CONFIG_NAME)
         bert_config.num_labels = num_labels
+        bert_config.classifier_pooling = config.pooling or bert_config.classifier_pooling
     else:
         bert_config = BertConfig.from_preset(config.preset, vocab_size=len(tokenizer), num_labels=num_labels,
-                                             pad_token_id=tokenizer.pad_token_id)
+                                             pad_token_id=tokenizer.pad_token_id, **pooling)
     return task.model_class(bert_config)
 
 

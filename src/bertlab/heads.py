@@ -182,8 +182,17 @@ class BertForMaskedLM(PreTrainedBert):
         return MaskedLMOutput(loss=loss, logits=logits)
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean of the token vectors (B, T, H) -> (B, H), over the real tokens only (attention_mask 1)."""
+    if attention_mask is None:
+        return hidden.mean(1)
+    weights = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
 class BertForSequenceClassification(PreTrainedBert):
-    """One label per sequence (or sentence pair) from the pooled [CLS] vector; num_labels=1 is regression."""
+    """One label per sequence (or sentence pair) from the pooled [CLS] vector, or with
+    ``config.classifier_pooling="mean"`` from the mean of the token vectors; num_labels=1 is regression."""
 
     hf_architecture = "BertForSequenceClassification"
     head_prefixes = ("classifier.",)
@@ -202,7 +211,11 @@ class BertForSequenceClassification(PreTrainedBert):
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
-        pooled = self.bert(input_ids, attention_mask, token_type_ids).pooler_output  # (B, H)
+        out = self.bert(input_ids, attention_mask, token_type_ids)
+        if self.config.classifier_pooling == "mean":
+            pooled = mean_pool(out.last_hidden_state, attention_mask)  # (B, H)
+        else:
+            pooled = out.pooler_output  # (B, H)
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         loss = None
         if labels is not None:

@@ -62,8 +62,8 @@ class Plan:
     starts: tuple[str, ...] = STARTS
     select_at: int = 1000  # the size at which each start's learning rate is chosen
     epochs: float = 10.0  # passes over the N examples, within the step limits below
-    min_steps: int = 100
-    max_steps: int = 500
+    min_steps: int = 60
+    max_steps: int = 300
     evaluations: int = 8  # validation scores per run, for early stopping
     validation_examples: int = VALIDATION_EXAMPLES
     test_examples: int = TEST_EXAMPLES
@@ -204,7 +204,8 @@ def run_plan(plan: Plan, runs_dir: Path, jobs: int = 1) -> dict[str, Any]:
     wanted = [(task, start, n, seed, chosen[(task, start)]) for task, start, n in cells for seed in plan.seeds]
     run_all(wanted)
     baselines = [baseline_point(plan, task, n, seed) for task in plan.tasks for n in sizes[task] for seed in plan.seeds]
-    return {"plan": asdict(plan) | {"sizes": sizes}, "points": [done[key] for key in wanted], "baselines": baselines,
+    stored_plan = {k: v for k, v in asdict(plan).items() if k != "checkpoints"} | {"sizes": sizes}  # no local paths
+    return {"plan": stored_plan, "points": [done[key] for key in wanted], "baselines": baselines,
             "grid": [done[key] for key in grid]}
 
 
@@ -226,10 +227,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning_curves"))
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side (one CPU thread each)")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS))
+    parser.add_argument("--checkpoint", help="the pretrained model (default: the course model in the package); "
+                        "random weights take its architecture")
     parser.add_argument("--quick", action="store_true", help="a small plan (for tests); writes nothing to the package")
     args = parser.parse_args(argv)
     command = "python -m bertlab.learning_curves " + shlex.join(sys.argv[1:] if argv is None else argv)
-    plan = Plan.quick() if args.quick else Plan(tasks=tuple(args.tasks))
+    plan = Plan.quick() if args.quick else Plan(tasks=tuple(args.tasks), starts=tuple(args.starts))
+    if args.checkpoint:
+        plan.checkpoints = {"course": args.checkpoint}
     start = time.perf_counter()
     results = {"command": command, **run_plan(plan, args.runs_dir, args.jobs)}
     print(json.dumps(summarize(results), indent=1))

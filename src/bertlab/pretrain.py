@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint import normalize_keys, read_state_dict, resolve_checkpoint_dir
 from .config import PRESETS, BertConfig
 from .corpora import load_peoples_daily_documents, review_documents
 from .distributed import init_distributed
@@ -47,6 +48,9 @@ class PretrainConfig(TrainArgs):
     dupe_factor: int = option(1, "how many times to build sentence pairs from each document (different pairings)")
     tokenizer: str | None = option(None, "tokenizer directory (default: the course tokenizer)",
                                    metavar="DIR")
+    init_from: str | None = option(None, "start from this checkpoint's weights, not random ones; one with fewer "
+                                   "layers is stacked on itself to fill the preset's layers (progressive stacking)",
+                                   metavar="DIR")
     max_documents: int | None = option(None, "use only the first N training articles (for quick runs)",
                                        metavar="N")
 
@@ -73,9 +77,32 @@ def model_config(config: PretrainConfig, tokenizer: Any) -> BertConfig:
 
 
 def initial_model(config: PretrainConfig, tokenizer: Any) -> BertForPreTraining:
-    """The randomly initialised model a run starts from (seeded with ``config.seed``)."""
+    """The model a run starts from: random weights (seeded with ``config.seed``), or those of ``init_from``."""
     set_seed(config.seed)
-    return BertForPreTraining(model_config(config, tokenizer))
+    model = BertForPreTraining(model_config(config, tokenizer))
+    if config.init_from:
+        model.load_hf_state_dict(stacked_state(read_state_dict(resolve_checkpoint_dir(config.init_from)),
+                                               model.config.num_hidden_layers), strict=True, source=config.init_from)
+    return model
+
+
+def stacked_state(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
+    """A checkpoint's weights for a model of ``num_layers`` layers: layer i gets the checkpoint's layer i mod L.
+
+    Gong et al. (2019), "Efficient training of BERT by progressively stacking": a trained shallow BERT stacked on
+    itself is a far better start for a deeper one than random weights, since its layers already attend usefully.
+    """
+    state = normalize_keys(state)
+    prefix = "bert.encoder.layer."
+    layers = sorted({int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)})
+    if not layers or num_layers % len(layers):
+        raise ValueError(f"cannot stack a checkpoint of {len(layers)} layers into {num_layers}: use a checkpoint "
+                         "whose layer count divides the preset's.")
+    out = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    for i in range(num_layers):
+        source = f"{prefix}{i % len(layers)}."
+        out.update({f"{prefix}{i}.{k[len(source):]}": v for k, v in state.items() if k.startswith(source)})
+    return out
 
 
 def pretraining_split(config: PretrainConfig, tokenizer: Any, split: str, seed: int) -> Any:

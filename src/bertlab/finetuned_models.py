@@ -1,0 +1,79 @@
+"""The course model fine-tuned on each of the lecture's four cases, shipped for chapter 5's demos.
+
+    python -m bertlab.experiments finetuned    # fine-tune and store in bertlab/assets/finetuned/<task>/
+
+A book build has about two minutes for the whole fine-tuning chapter: enough to watch a short run learn,
+not to train four models to a useful accuracy. So these are fine-tuned once, on each task's whole training
+split with early stopping, and stored in float16 with their test scores; the chapter loads them.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import SAFETENSORS_NAME, course_model_dir
+
+FINETUNED = Path(__file__).resolve().parent / "assets" / "finetuned"
+SCORES_NAME = "scores.json"
+FINETUNED_TASKS = ("sentiment", "pos", "pair", "qa")
+# One recipe per task: steps of 32 examples, sequence length (pairs and QA read two segments).
+RECIPES: dict[str, dict[str, Any]] = {
+    "sentiment": dict(max_steps=500, max_length=64),
+    "pos": dict(max_steps=500, max_length=64),
+    "pair": dict(max_steps=500, max_length=128),
+    "qa": dict(max_steps=700, max_length=128),
+}
+SHARED = dict(batch_size=32, learning_rate=5e-4, eval_every=50, eval_batches=8, test_batches=32, seed=0)
+
+
+def finetuned_model_dir(task: str) -> Path:
+    """The shipped model for `task` ("sentiment", "pos", "pair" or "qa"): config, float16 weights, tokenizer,
+    and scores.json (its validation and test scores, and the command and settings that made it)."""
+    if task not in FINETUNED_TASKS:
+        raise ValueError(f"task must be one of {FINETUNED_TASKS}, got {task!r}.")
+    path = FINETUNED / task
+    if not (path / SAFETENSORS_NAME).exists():
+        raise ValueError(f"no fine-tuned model in {path}; make them with: python -m bertlab.experiments finetuned")
+    return path
+
+
+def load_scores(task: str) -> dict[str, Any]:
+    """How the shipped model for `task` was made and how well it does (test_* are on the test split)."""
+    return json.loads((finetuned_model_dir(task) / SCORES_NAME).read_text(encoding="utf-8"))
+
+
+def save_half(model: nn.Module, tokenizer: Any, destination: Path) -> Path:
+    """Write `model` (float16 weights: half the size; they load into float32) and its tokenizer."""
+    from safetensors.torch import save_file
+
+    from .trainer import save_tokenizer
+
+    destination.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(destination)
+    state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(destination / SAFETENSORS_NAME),
+              metadata={"format": "pt"})
+    save_tokenizer(tokenizer, destination)
+    return destination
+
+
+def finetune_and_store(task: str, command: str, checkpoint: Path | None = None) -> dict[str, Any]:
+    """Fine-tune the course model on `task` (whole training split, early stopping) and store it in the package."""
+    from .finetune import FinetuneConfig, finetune
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = FinetuneConfig(task=task, checkpoint=str(checkpoint or course_model_dir()), output_dir=tmp,
+                                keep_best=True, save_total_limit=1, progress=False, **SHARED, **RECIPES[task])
+        result = finetune(config)
+    destination = FINETUNED / task
+    save_half(result.model, result.tokenizer, destination)
+    scores = {"command": command, "settings": {**SHARED, **RECIPES[task]}, "seconds": round(result.seconds, 1),
+              **{k: v for k, v in result.metrics.items() if k.startswith(("test_", "best_eval_"))}}
+    (destination / SCORES_NAME).write_text(json.dumps(scores, indent=1) + "\n", encoding="utf-8")
+    return scores
