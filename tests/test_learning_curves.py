@@ -12,7 +12,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_the_budget_grows_with_the_labels_within_its_limits():
     plan = Plan()
     assert plan.budget(100) == (plan.min_steps, plan.min_steps // plan.evaluations)
-    assert plan.budget(1000) == (313, 39)  # ten passes over 1,000 examples in batches of 32, eight evaluations
+    assert plan.budget(500) == (157, 19)  # ten passes over 500 examples in batches of 32, eight evaluations
     assert plan.budget(10**6)[0] == plan.max_steps
 
 
@@ -48,3 +48,31 @@ def test_a_quick_run_chooses_rates_on_validation_and_resumes(tmp_path):
     again = run_plan(plan, tmp_path)  # everything is in runs.jsonl already: nothing is trained again
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
     assert json.dumps(again["points"]) == json.dumps(points)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*(newly initialised|not used from)")
+def test_the_shipped_curves_are_what_the_shipped_model_gives():
+    """A point of results/learning_curves.json, run again from the shipped course model with its stored
+    settings, gives the stored scores (to within float noise across machines)."""
+    from bertlab.experiments import load_results
+    from bertlab.learning_curves import finetune_point
+
+    results = load_results("learning_curves")
+    plan = Plan(**{k: tuple(v) if isinstance(v, list) else v for k, v in results["plan"].items() if k != "sizes"})
+    smallest = min(results["points"], key=lambda r: (r["n"], r["task"] != "sentiment", r["start"], r["seed"]))
+    again = finetune_point(plan, smallest["task"], smallest["start"], smallest["n"], smallest["seed"],
+                           smallest["learning_rate"])
+    assert again["validation"] == pytest.approx(smallest["validation"], abs=0.02)
+    assert again["test"] == pytest.approx(smallest["test"], abs=0.02)
+
+
+def test_the_shipped_curves_show_what_the_book_says():
+    """Pretraining pays off with few labels: at every N <= 1000 the course model beats random weights."""
+    from bertlab.experiments import load_results
+
+    summary = summarize(load_results("learning_curves"))
+    for task, starts in summary.items():
+        for n, point in starts["course"].items():
+            if n <= 1000:
+                assert point["mean"] > starts["random"][n]["mean"], (task, n)

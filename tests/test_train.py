@@ -384,3 +384,21 @@ def test_stacking_copies_each_trained_layer_into_the_deeper_model(tmp_path):
     assert torch.equal(deep.bert.embeddings.word_embeddings.weight, shallow.bert.embeddings.word_embeddings.weight)
     with pytest.raises(ValueError, match="cannot stack a checkpoint of 2 layers into 3"):
         stacked_state(own, 3)
+
+
+def test_mean_pooling_classifies_the_mean_of_the_real_tokens_only():
+    from bertlab import BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**TINY, classifier_pooling="mean")).eval()
+    ids = torch.randint(5, V, (1, 6))
+    padded = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], dim=1)
+    mask = torch.tensor([[1] * 6 + [0] * 3])
+    with torch.no_grad():
+        alone = model(ids).logits
+        with_padding = model(padded, attention_mask=mask).logits
+        hidden = model.bert(ids).last_hidden_state
+    assert torch.allclose(alone, with_padding, atol=1e-5)
+    assert torch.allclose(alone, model.classifier(hidden.mean(1)), atol=1e-5)
+    with pytest.raises(ValueError, match="classifier_pooling must be one of"):
+        BertConfig(**TINY, classifier_pooling="max")

@@ -62,7 +62,7 @@ DOWNSTREAM = ("sentiment", "pair", "pos")
 # sequences of 128 tokens. Resumable: the same command goes on from the last checkpoint in runs/.../course.
 STAGE1 = ASSETS / "course_model_stage1"
 STAGE1_STEPS = 6000
-COURSE = dict(preset="course", task="sop", corpus="peoples_daily+reviews", init_from=str(STAGE1), max_steps=6000,
+COURSE = dict(preset="course", task="sop", corpus="peoples_daily+reviews", init_from=str(STAGE1), max_steps=5000,
               batch_size=32, max_length=128, learning_rate=1e-3, eval_every=500, eval_batches=16, save_every=500,
               log_every=50, seed=0)
 EVAL_MASKING_SEED = 2020
@@ -311,6 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = cross_evaluate({task: pair_model_dir(task) for task in PAIR_TASKS})
         print(json.dumps(table, indent=1))
         write_results("pair_tasks", {"command": command, "models": table})
+        course = {length: cross_evaluate({"course": ASSETS / "course_model", "stage 1": STAGE1}, max_length=length,
+                                         max_examples=None) for length in (64, 128)}
+        print(json.dumps(course, indent=1))
+        write_results("course_model", {"command": command, "held_out": "every test article of People's Daily",
+                                       "by_max_length": course})
     if "finetune" in steps:
         previous = load_results("finetune") if args.skip_done else {}
         runs = downstream(args.runs_dir / "finetune", args.jobs, previous.get("runs"), max_steps=args.finetune_steps)

@@ -63,7 +63,7 @@ class FinetuneConfig(TrainArgs):
                                       "(default: as many as eval_batches)", metavar="N")
     pooling: str | None = option(None, "sentence tasks: classify the [CLS] vector (cls) or the mean of the token "
                                  "vectors (mean); default: what the checkpoint's config says (cls)",
-                                 choices=(None, "cls", "mean"))
+                                 choices=("cls", "mean"))
     keep_best: bool = option(False, "early stopping: end with the weights of the best validation score, not the last")
 
     def validate(self) -> None:

@@ -24,10 +24,10 @@ SCORES_NAME = "scores.json"
 FINETUNED_TASKS = ("sentiment", "pos", "pair", "qa")
 # One recipe per task: steps of 32 examples, sequence length (pairs and QA read two segments).
 RECIPES: dict[str, dict[str, Any]] = {
-    "sentiment": dict(max_steps=500, max_length=64),
-    "pos": dict(max_steps=500, max_length=64),
-    "pair": dict(max_steps=500, max_length=128),
-    "qa": dict(max_steps=700, max_length=128),
+    "sentiment": dict(max_steps=400, max_length=64),
+    "pos": dict(max_steps=300, max_length=64),
+    "pair": dict(max_steps=400, max_length=128),
+    "qa": dict(max_steps=500, max_length=128),
 }
 SHARED = dict(batch_size=32, learning_rate=5e-4, eval_every=50, eval_batches=8, test_batches=32, seed=0)
 

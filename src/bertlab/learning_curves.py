@@ -231,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoint", help="the pretrained model (default: the course model in the package); "
                         "random weights take its architecture")
     parser.add_argument("--quick", action="store_true", help="a small plan (for tests); writes nothing to the package")
+    # with --quick or --checkpoint the results go to <runs-dir>/learning_curves.json, not into the package
     args = parser.parse_args(argv)
     command = "python -m bertlab.learning_curves " + shlex.join(sys.argv[1:] if argv is None else argv)
     plan = Plan.quick() if args.quick else Plan(tasks=tuple(args.tasks), starts=tuple(args.starts))
@@ -239,8 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     results = {"command": command, **run_plan(plan, args.runs_dir, args.jobs)}
     print(json.dumps(summarize(results), indent=1))
-    if args.quick:
-        (args.runs_dir / f"{RESULTS_NAME}.json").write_text(json.dumps(results, indent=1) + "\n")
+    if args.quick or args.checkpoint:  # the package's results are those of the shipped course model
+        path = args.runs_dir / f"{RESULTS_NAME}.json"
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        print("wrote", path)
     else:
         print("wrote", write_results(RESULTS_NAME, results))
     print(f"done in {time.perf_counter() - start:.0f} s")

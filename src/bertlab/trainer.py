@@ -74,7 +74,7 @@ class TrainArgs:
         """Raise a ValueError naming any setting that cannot work."""
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
+            if choices and getattr(self, f.name) is not None and getattr(self, f.name) not in choices:
                 raise ValueError(f"{f.name} must be one of {list(choices)}, got {getattr(self, f.name)!r}.")
         for name in ("max_steps", "batch_size", "log_every"):
             if getattr(self, name) < 1:
