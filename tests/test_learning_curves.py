@@ -67,12 +67,21 @@ def test_the_shipped_curves_are_what_the_shipped_model_gives():
     assert again["test"] == pytest.approx(smallest["test"], abs=0.02)
 
 
-def test_the_shipped_curves_show_what_the_book_says():
-    """Pretraining pays off with few labels: at every N <= 1000 the course model beats random weights."""
+def test_the_shipped_curves_chose_on_validation_and_cover_every_point():
+    """Every (task, start, N) has a point per seed, all at the learning rate that won on validation in the grid
+    (the test scores played no part), and a baseline per seed."""
     from bertlab.experiments import load_results
 
-    summary = summarize(load_results("learning_curves"))
-    for task, starts in summary.items():
-        for n, point in starts["course"].items():
-            if n <= 1000:
-                assert point["mean"] > starts["random"][n]["mean"], (task, n)
+    results = load_results("learning_curves")
+    plan = results["plan"]
+    for task in plan["tasks"]:
+        for start in plan["starts"]:
+            grid = [r for r in results["grid"] if (r["task"], r["start"]) == (task, start)]
+            assert {r["learning_rate"] for r in grid} == set(plan["learning_rates"])
+            chosen = max(grid, key=lambda r: r["validation"])["learning_rate"]
+            points = [r for r in results["points"] if (r["task"], r["start"]) == (task, start)]
+            assert {r["learning_rate"] for r in points} == {chosen}
+            assert sorted((r["n"], r["seed"]) for r in points) == sorted(
+                (n, seed) for n in plan["sizes"][task] for seed in plan["seeds"])
+        assert len([r for r in results["baselines"] if r["task"] == task]) == len(plan["sizes"][task]) * len(
+            plan["seeds"])
