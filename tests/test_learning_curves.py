@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bertlab.learning_curves import Plan, bag_of_characters, run_plan, shared_characters, summarize, tag_lookup
+from bertlab.learning_curves import Plan, run_plan, shared_characters, summarize, tag_lookup
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -17,8 +17,7 @@ def test_the_budget_grows_with_the_labels_within_its_limits():
 
 
 def test_the_classical_baselines_learn_from_their_examples():
-    reviews = {"text": ["很好看", "真好", "好的", "很差", "太差了", "差评"] * 5, "label": [1, 1, 1, 0, 0, 0] * 5}
-    assert bag_of_characters(reviews, {"text": ["好书", "差书"], "label": [1, 0]}) == 1.0  # "good book", "bad book"
+    # sentiment's bag of characters is experiments.logistic_regression_baseline, tested in test_experiments.py
     pairs = {"text_a": ["北京下雪", "北京下雪", "上海下雨", "上海下雨"] * 5,  # snow in Beijing, rain in Shanghai
              "text_b": ["北京很冷", "上海很热", "上海很热", "北京很冷"] * 5,  # cold in Beijing, hot in Shanghai
              "label": [1, 0, 1, 0] * 5}  # same city = same article

@@ -234,17 +234,24 @@ class PreTrainedBert(nn.Module):
         return self.loading_info
 
     # ---- saving ----------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write `config.json` + `model.safetensors` that `transformers.<hf_architecture>` loads as is."""
-        from safetensors.torch import save_file
-
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """Write `config.json` + `model.safetensors` that `transformers.<hf_architecture>` loads as is;
+        ``dtype=torch.float16`` stores the floating-point weights at half the size."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         config = self.config.to_hf_dict(self.hf_architecture)
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        save_file(state, directory / SAFETENSORS_NAME, metadata={"format": "pt"})
+        write_weights(self.state_dict(), directory / SAFETENSORS_NAME, dtype)
         return directory
+
+
+def write_weights(state: dict[str, torch.Tensor], path: Path, dtype: torch.dtype | None = None) -> None:
+    """A state dict as safetensors, its floating-point tensors cast to ``dtype`` if given (models load either
+    into float32)."""
+    from safetensors.torch import save_file
+
+    cast = {k: v.to(dtype) if dtype is not None and v.is_floating_point() else v for k, v in state.items()}
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in cast.items()}, str(path), metadata={"format": "pt"})
 
 
 def _short(keys: list[str], n: int = 6) -> str:

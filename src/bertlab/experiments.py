@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CONFIG_NAME, SAFETENSORS_NAME, read_state_dict
+from .checkpoint import CONFIG_NAME, SAFETENSORS_NAME, read_state_dict, write_weights
 from .corpora import load_peoples_daily_documents, load_sentiment
 from .device import best_device
 from .evaluate import evaluate_pretraining
@@ -144,16 +144,13 @@ def train_course_model(runs_dir: Path, command: str, **overrides: Any) -> float:
 def export_model(run_dir: Path, destination: Path) -> Path:
     """Copy a run's last checkpoint into ``destination``: weights in float16 (half the size; the models load them
     into float32), config, tokenizer, and training.json (command, wall time, settings, history, final metrics)."""
-    from safetensors.torch import save_file
-
     checkpoints = list_checkpoints(run_dir)
     if not checkpoints:
         raise ValueError(f"{run_dir} holds no checkpoint-<step> directory; run the pretraining first.")
     last = checkpoints[-1]
     shutil.rmtree(destination, ignore_errors=True)
     destination.mkdir(parents=True)
-    state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in read_state_dict(last).items()}
-    save_file(state, str(destination / SAFETENSORS_NAME), metadata={"format": "pt"})
+    write_weights(read_state_dict(last), destination / SAFETENSORS_NAME, torch.float16)
     for name in (CONFIG_NAME, *TOKENIZER_FILES, "tokenizer_config.json", "special_tokens_map.json"):
         if (last / name).exists():
             shutil.copy2(last / name, destination / name)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from .checkpoint import SAFETENSORS_NAME, course_model_dir
 
@@ -50,31 +49,18 @@ def load_scores(task: str) -> dict[str, Any]:
     return json.loads((finetuned_model_dir(task) / SCORES_NAME).read_text(encoding="utf-8"))
 
 
-def save_half(model: nn.Module, tokenizer: Any, destination: Path) -> Path:
-    """Write `model` (float16 weights: half the size; they load into float32) and its tokenizer."""
-    from safetensors.torch import save_file
-
-    from .trainer import save_tokenizer
-
-    destination.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(destination)
-    state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    save_file({k: v.contiguous() for k, v in state.items()}, str(destination / SAFETENSORS_NAME),
-              metadata={"format": "pt"})
-    save_tokenizer(tokenizer, destination)
-    return destination
-
-
 def finetune_and_store(task: str, command: str, checkpoint: Path | None = None) -> dict[str, Any]:
     """Fine-tune the course model on `task` (whole training split, early stopping) and store it in the package."""
     from .finetune import FinetuneConfig, finetune
+    from .trainer import save_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         config = FinetuneConfig(task=task, checkpoint=str(checkpoint or course_model_dir()), output_dir=tmp,
                                 keep_best=True, save_total_limit=1, progress=False, **{**SHARED, **RECIPES[task]})
         result = finetune(config)
     destination = FINETUNED / task
-    save_half(result.model, result.tokenizer, destination)
+    result.model.save_pretrained(destination, dtype=torch.float16)  # half the size; loads into float32
+    save_tokenizer(result.tokenizer, destination)
     scores = {"command": command, "settings": {**SHARED, **RECIPES[task]}, "seconds": round(result.seconds, 1),
               **{k: v for k, v in result.metrics.items() if k.startswith(("test_", "best_eval_"))}}
     (destination / SCORES_NAME).write_text(json.dumps(scores, indent=1) + "\n", encoding="utf-8")

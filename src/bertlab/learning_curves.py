@@ -116,18 +116,10 @@ def baseline_point(plan: Plan, task: str, n: int, seed: int) -> dict[str, Any]:
     data = FINETUNE_TASKS[task].load()
     train = _sample(data["train"], n, seed)
     test = _sample(data["test"], max(1, plan.test_examples // BATCH_SIZE) * BATCH_SIZE, 0)  # finetune's subset
-    method = {"sentiment": bag_of_characters, "pair": shared_characters, "pos": tag_lookup}[task]
+    from .experiments import logistic_regression_baseline  # bag of characters + logistic regression
+
+    method = {"sentiment": logistic_regression_baseline, "pair": shared_characters, "pos": tag_lookup}[task]
     return {"task": task, "n": n, "seed": seed, "test": method(train, test)}
-
-
-def bag_of_characters(train: Any, test: Any) -> float:
-    """Logistic regression on how often each character occurs (no order, no pretraining)."""
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    vectorizer = CountVectorizer(analyzer="char", lowercase=False)
-    classifier = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(train["text"]), train["label"])
-    return float(classifier.score(vectorizer.transform(test["text"]), test["label"]))
 
 
 def shared_characters(train: Any, test: Any) -> float:

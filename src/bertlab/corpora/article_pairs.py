@@ -16,7 +16,15 @@ import random
 import datasets
 
 from .peoples_daily import BUNDLED, split_articles
-from .sources import DEFAULT_SEED, SourceKey, check_split, pick_split, resolve_source, to_dataset_dict
+from .sources import (
+    DEFAULT_SEED,
+    SourceKey,
+    check_split,
+    pair_columns,
+    pick_split,
+    resolve_source,
+    to_dataset_dict,
+)
 
 # Shorter sentences are mostly datelines and captions (（附图片） "(with a picture)"), which name no topic.
 MIN_SENTENCE_CHARS = 10
@@ -58,9 +66,7 @@ def _article_pairs(key: SourceKey, seed: int) -> datasets.DatasetDict:
     columns = {}
     for split, articles in split_articles(key, seed).items():
         texts = [[sentence.text for sentence in article.sentences] for article in articles]
-        pairs = make_article_pairs(texts, random.Random(f"article-pairs-{seed}-{split}"))
-        columns[split] = {"text_a": [a for a, _, _ in pairs], "text_b": [b for _, b, _ in pairs],
-                          "label": [y for _, _, y in pairs]}
+        columns[split] = pair_columns(make_article_pairs(texts, random.Random(f"article-pairs-{seed}-{split}")))
     return to_dataset_dict(columns, ARTICLE_PAIR_FEATURES)
 
 

@@ -24,6 +24,7 @@ from .sources import (
     assign_splits,
     check_split,
     load_hub_rows,
+    pair_columns,
     pick_split,
     resolve_source,
     text_column,
@@ -163,9 +164,7 @@ PAIR_FEATURES = datasets.Features({
 def _sentence_pairs(key: SourceKey, seed: int) -> datasets.DatasetDict:
     columns = {}
     for s, reviews in split_reviews(key, seed).items():
-        pairs = make_sentiment_pairs(reviews, random.Random(f"pairs-{seed}-{s}"))
-        columns[s] = {"text_a": [a for a, _, _ in pairs], "text_b": [b for _, b, _ in pairs],
-                      "label": [y for _, _, y in pairs]}
+        columns[s] = pair_columns(make_sentiment_pairs(reviews, random.Random(f"pairs-{seed}-{s}")))
     return to_dataset_dict(columns, PAIR_FEATURES)
 
 

@@ -111,6 +111,11 @@ def assign_splits(n: int, seed: int = DEFAULT_SEED) -> list[str]:
     return names
 
 
+def pair_columns(pairs: list[tuple[str, str, int]]) -> dict[str, list]:
+    """(text_a, text_b, label) triples -> the columns of a sentence-pair data set."""
+    return {"text_a": [a for a, _, _ in pairs], "text_b": [b for _, b, _ in pairs], "label": [y for _, _, y in pairs]}
+
+
 def check_split(split: str | None) -> None:
     if split is not None and split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; use one of {SPLITS}, or split=None for all three.")
