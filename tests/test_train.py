@@ -402,3 +402,31 @@ def test_mean_pooling_classifies_the_mean_of_the_real_tokens_only():
     assert torch.allclose(alone, model.classifier(hidden.mean(1)), atol=1e-5)
     with pytest.raises(ValueError, match="classifier_pooling must be one of"):
         BertConfig(**TINY, classifier_pooling="max")
+
+
+def test_transfer_keeps_the_source_layers_frozen_and_learns_new_embeddings(tmp_path):
+    """Artetxe et al.'s recipe: the source's layers load unchanged and stay frozen; tokens both vocabularies
+    share start from the source's vectors; only the token embeddings and the MLM head get gradients."""
+    from bertlab.pretrain import PretrainConfig, initial_model
+    from bertlab.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    source = BertForPreTraining(BertConfig(**{**TINY, "vocab_size": 40}))
+    source.save_pretrained(tmp_path)
+    shared = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "的", "中"]
+    (tmp_path / "vocab.txt").write_text("\n".join(shared + [f"word{i}" for i in range(33)]) + "\n")
+    config = PretrainConfig(task="none", transfer_from=str(tmp_path), max_length=32)
+    config.validate()
+    model = initial_model(config, tokenizer)
+    assert model.config.vocab_size == len(tokenizer) and model.config.hidden_size == TINY["hidden_size"]
+    layer = "bert.encoder.layer.1.output.dense.weight"
+    assert torch.equal(model.state_dict()[layer], source.state_dict()[layer])
+    new, old = model.bert.embeddings.word_embeddings.weight, source.bert.embeddings.word_embeddings.weight
+    for i, token in enumerate(shared):
+        assert torch.equal(new[tokenizer.convert_tokens_to_ids(token)], old[i])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "bert.embeddings.word_embeddings.weight" in trainable
+    assert trainable - {"bert.embeddings.word_embeddings.weight"} and all(
+        n.startswith("cls.predictions.") for n in trainable - {"bert.embeddings.word_embeddings.weight"})
+    with pytest.raises(ValueError, match="task='none'"):
+        PretrainConfig(task="sop", transfer_from=str(tmp_path)).validate()

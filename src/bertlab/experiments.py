@@ -3,6 +3,7 @@
     python -m bertlab.experiments pretrain   # MLM only, MLM + NSP, MLM + SOP: same data, budget and seed
     python -m bertlab.experiments stage1     # the MLM + SOP run trained on to 6,000 steps: the course model's stage 1
     python -m bertlab.experiments course     # the course model: stage 1 stacked to 4 layers, trained on more text
+    python -m bertlab.experiments minilm     # all-MiniLM-L6-v2's layers with new Chinese embeddings (not shipped)
     python -m bertlab.experiments export     # the four final checkpoints -> bertlab/assets
     python -m bertlab.experiments evaluate   # held-out MLM, NSP and SOP accuracy of each -> results/pair_tasks.json
     python -m bertlab.experiments finetune   # downstream tasks from each model and from random weights, and
@@ -65,6 +66,10 @@ STAGE1_STEPS = 6000
 COURSE = dict(preset="course", task="sop", corpus="peoples_daily+reviews", init_from=str(STAGE1), max_steps=5000,
               batch_size=32, max_length=128, learning_rate=1e-3, eval_every=500, eval_batches=16, save_every=500,
               log_every=50, seed=0)
+# A real pretrained encoder adapted to Chinese (Artetxe et al. 2020): the bundled English all-MiniLM-L6-v2's layers,
+# frozen, with new token embeddings for the course tokenizer learned by masked LM on the same unlabelled text.
+MINILM = dict(task="none", corpus="peoples_daily+reviews", max_steps=1000, batch_size=32, max_length=64,
+              learning_rate=1e-3, eval_every=250, eval_batches=8, save_every=250, log_every=25, seed=0)
 EVAL_MASKING_SEED = 2020
 
 
@@ -127,18 +132,30 @@ def train_stage1(runs_dir: Path, command: str) -> float:
     return seconds
 
 
-def train_course_model(runs_dir: Path, command: str, **overrides: Any) -> float:
-    """Train the course model in runs_dir/course, going on from its last checkpoint if there is one (so that a
-    long run can be done in pieces, e.g. with --course-stop-at). run.json adds up the wall time of the pieces."""
+def train_in_pieces(run_dir: Path, command: str, settings: Mapping[str, Any], **overrides: Any) -> float:
+    """Pretrain with ``settings`` in run_dir, going on from its last checkpoint if there is one (so that a long
+    run can be done in pieces, e.g. with --stop-at). run.json adds up the wall time of the pieces."""
     from .pretrain import PretrainConfig, pretrain
 
-    course = runs_dir / "course"
-    resume = "latest" if list_checkpoints(course) else None
-    config = PretrainConfig(output_dir=str(course), resume_from=resume, progress=False, **{**COURSE, **overrides})
+    resume = "latest" if list_checkpoints(run_dir) else None
+    config = PretrainConfig(output_dir=str(run_dir), resume_from=resume, progress=False, **{**settings, **overrides})
     seconds = pretrain(config).seconds
-    earlier = json.loads((course / RUN_NAME).read_text())["seconds"] if resume and (course / RUN_NAME).exists() else 0
-    record_run(course, command, earlier + seconds)
+    earlier = json.loads((run_dir / RUN_NAME).read_text())["seconds"] if resume and (run_dir / RUN_NAME).exists() else 0
+    record_run(run_dir, command, earlier + seconds)
     return seconds
+
+
+def train_course_model(runs_dir: Path, command: str, **overrides: Any) -> float:
+    """Stage 2 of the course model, in runs_dir/course."""
+    return train_in_pieces(runs_dir / "course", command, COURSE, **overrides)
+
+
+def train_minilm_transfer(runs_dir: Path, command: str, **overrides: Any) -> float:
+    """all-MiniLM-L6-v2 with new Chinese token embeddings (its layers frozen), in runs_dir/minilm."""
+    from .checkpoint import bundled_minilm_dir
+
+    return train_in_pieces(runs_dir / "minilm", command, {**MINILM, "transfer_from": str(bundled_minilm_dir())},
+                           **overrides)
 
 
 def export_model(run_dir: Path, destination: Path) -> Path:
@@ -277,8 +294,8 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bertlab.experiments", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("pretrain", "stage1", "course", "export", "evaluate", "finetune", "finetuned",
-                                         "all"))
+    parser.add_argument("step", choices=("pretrain", "stage1", "course", "minilm", "export", "evaluate", "finetune",
+                                         "finetuned", "all"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"), help="where the runs are written")
     parser.add_argument("--pretrain-steps", type=int, default=PRETRAIN["max_steps"])
     parser.add_argument("--skip-done", action="store_true",
@@ -286,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="fine-tuning runs side by side (one CPU thread each)")
     parser.add_argument("--only", choices=PAIR_TASKS, help="pretrain one of the three models (run them side by side)")
     parser.add_argument("--course-steps", type=int, default=COURSE["max_steps"])
-    parser.add_argument("--course-stop-at", type=int, help="course: end this piece at this step (resume later)")
+    parser.add_argument("--stop-at", "--course-stop-at", dest="stop_at", type=int,
+                        help="course, minilm: end this piece at this step (the same command resumes it later)")
     parser.add_argument("--finetune-steps", type=int, default=FINETUNE["max_steps"])
     args = parser.parse_args(argv)
     command = "python -m bertlab.experiments " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -301,7 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(train_stage1(args.runs_dir, command))
         elif step == "course":
             print(train_course_model(args.runs_dir, command, max_steps=args.course_steps,
-                                     stop_at_step=args.course_stop_at))
+                                     stop_at_step=args.stop_at))
+        elif step == "minilm":
+            print(train_minilm_transfer(args.runs_dir, command, stop_at_step=args.stop_at))
         elif step == "export":
             export_all(args.runs_dir)
     if "evaluate" in steps:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .checkpoint import normalize_keys, read_state_dict, resolve_checkpoint_dir
+from .checkpoint import CONFIG_NAME, normalize_keys, read_state_dict, resolve_checkpoint_dir
 from .config import PRESETS, BertConfig
 from .corpora import load_peoples_daily_documents, review_documents
 from .distributed import init_distributed
@@ -30,6 +31,7 @@ from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, option, s
 
 PAIR_TASKS = ("nsp", "sop", "none")
 CORPORA = ("peoples_daily", "peoples_daily+reviews")
+WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 EVAL_MASKING_SEED = 12345  # the validation set is masked the same way at every evaluation
 
 
@@ -51,6 +53,9 @@ class PretrainConfig(TrainArgs):
     init_from: str | None = option(None, "start from this checkpoint's weights, not random ones; one with fewer "
                                    "layers is stacked on itself to fill the preset's layers (progressive stacking)",
                                    metavar="DIR")
+    transfer_from: str | None = option(None, "cross-lingual transfer: keep this pretrained encoder's layers frozen "
+                                       "and learn only new token embeddings for the course tokenizer (and the MLM "
+                                       "head), as Artetxe et al. (2020) do; needs task='none'", metavar="DIR")
     max_documents: int | None = option(None, "use only the first N training articles (for quick runs)",
                                        metavar="N")
 
@@ -67,12 +72,19 @@ class PretrainConfig(TrainArgs):
                              f"got {self.max_length}.")
         if self.dupe_factor < 1:
             raise ValueError(f"dupe_factor must be >= 1, got {self.dupe_factor}.")
+        if self.transfer_from and (self.task != "none" or self.init_from):
+            raise ValueError("transfer_from learns token embeddings with masked LM alone: use task='none' and no "
+                             "init_from.")
         if self.max_documents is not None and self.max_documents < 2:
             raise ValueError(f"max_documents must be >= 2 (NSP draws from other documents), got {self.max_documents}.")
 
 
 def model_config(config: PretrainConfig, tokenizer: Any) -> BertConfig:
-    """The preset's architecture with the tokenizer's vocabulary."""
+    """The preset's architecture (or that of ``transfer_from``) with the tokenizer's vocabulary."""
+    if config.transfer_from:
+        bert_config = BertConfig.from_json_file(resolve_checkpoint_dir(config.transfer_from) / CONFIG_NAME)
+        bert_config.vocab_size, bert_config.pad_token_id = len(tokenizer), tokenizer.pad_token_id
+        return bert_config
     return BertConfig.from_preset(config.preset, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
 
 
@@ -83,7 +95,34 @@ def initial_model(config: PretrainConfig, tokenizer: Any) -> BertForPreTraining:
     if config.init_from:
         model.load_hf_state_dict(stacked_state(read_state_dict(resolve_checkpoint_dir(config.init_from)),
                                                model.config.num_hidden_layers), strict=True, source=config.init_from)
+    if config.transfer_from:
+        transplant_body(model, resolve_checkpoint_dir(config.transfer_from), tokenizer)
     return model
+
+
+def transplant_body(model: BertForPreTraining, source: Path, tokenizer: Any) -> None:
+    """Load ``source``'s encoder into ``model`` except its token embeddings, and freeze it.
+
+    Tokens that both vocabularies share (the special tokens, and the Chinese characters that an English
+    vocabulary happens to hold) start from the source's vectors; the others keep their random start. Only the
+    token embeddings and the MLM head then learn: the layers stay exactly as the source's pretraining left them.
+    """
+    state = normalize_keys(read_state_dict(source))
+    old_embeddings = state[WORD_EMBEDDINGS]
+    state[WORD_EMBEDDINGS] = model.bert.embeddings.word_embeddings.weight.detach().clone()  # the new vocabulary
+    for key in [k for k in state if k.startswith("cls.predictions.") and k.endswith(("bias", "decoder.weight"))
+                and state[k].shape[0] == old_embeddings.shape[0]]:
+        del state[key]  # the output layer over the old vocabulary (its hidden-size transform carries over)
+    model.load_hf_state_dict(state, source=str(source))
+    old_vocab = {line.rstrip("\n"): i for i, line in enumerate((source / "vocab.txt").read_text().splitlines(True))}
+    with torch.no_grad():
+        embeddings = model.bert.embeddings.word_embeddings.weight
+        embeddings.normal_(0.0, float(old_embeddings.std()))  # the scale the frozen layers were trained on
+        for token, new_id in tokenizer.get_vocab().items():
+            if token in old_vocab:
+                embeddings[new_id] = old_embeddings[old_vocab[token]]
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name == WORD_EMBEDDINGS or name.startswith("cls.predictions.")
 
 
 def stacked_state(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
