@@ -84,3 +84,38 @@ def test_the_shipped_curves_chose_on_validation_and_cover_every_point():
                 (n, seed) for n in plan["sizes"][task] for seed in plan["seeds"])
         assert len([r for r in results["baselines"] if r["task"] == task]) == len(plan["sizes"][task]) * len(
             plan["seeds"])
+
+
+def test_each_start_names_its_weights():
+    plan = Plan(checkpoints={"course": "c", "minilm": "m"})
+    from bertlab.learning_curves import start_weights
+
+    assert start_weights(plan, "course") == ("c", "pretrained")
+    assert start_weights(plan, "random") == ("c", "random")
+    assert start_weights(plan, "minilm-random") == ("m", "random")
+    with pytest.raises(ValueError, match="no checkpoint for the start 'bert'"):
+        start_weights(plan, "bert")
+
+
+@pytest.mark.filterwarnings("ignore:.*(newly initialised|not used from)")
+def test_the_sweep_starts_from_stage1_stacked_and_counts_compute(tmp_path):
+    """The sweep's first point is stage 1 stacked to the course architecture (layer i = stage-1 layer i mod 2),
+    and the compute grows with the stage-2 steps up to the whole budget."""
+    import torch
+
+    from bertlab.checkpoint import course_model_dir, read_state_dict
+    from bertlab.experiments import COURSE, STAGE1
+    from bertlab.heads import BertForSequenceClassification
+    from bertlab.learning_curves import pretraining_compute, stacked_stage1
+
+    directory = stacked_stage1(tmp_path / "stacked")
+    model = BertForSequenceClassification.from_pretrained(directory, num_labels=2)
+    stage1 = read_state_dict(STAGE1)
+    assert model.config.num_hidden_layers == 4
+    for i in range(4):
+        key = "encoder.layer.{}.attention.self.value.weight"
+        assert torch.equal(model.bert.state_dict()[key.format(i)], stage1["bert." + key.format(i % 2)].float())
+    assert (directory / "vocab.txt").read_bytes() == (course_model_dir() / "vocab.txt").read_bytes()
+    zero, half, full = (pretraining_compute(s) for s in (0, COURSE["max_steps"] // 2, COURSE["max_steps"]))
+    assert 0 < zero["fraction"] < half["fraction"] < full["fraction"] == 1.0
+    assert zero["token_layers_millions"] < half["token_layers_millions"] < full["token_layers_millions"]

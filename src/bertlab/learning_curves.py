@@ -3,6 +3,8 @@ from random weights of the same architecture, and for a classical method that ne
 
     python -m bertlab.learning_curves --jobs 2      # every task, start and size -> results/learning_curves.json
     python -m bertlab.learning_curves --quick       # a small version of the same, for tests (about a minute)
+    python -m bertlab.learning_curves --sweep       # the gap at a few N against pretraining compute
+    python -m bertlab.learning_curves --transfer runs/experiments/minilm/checkpoint-1000   # MiniLM adapted to Chinese
 
 The lecture's claim is that a pretrained model needs few labels. Each point of a curve is measured the same
 way for every start, so that the gap between the curves is what pretraining bought:
@@ -40,11 +42,15 @@ import torch
 from .checkpoint import course_model_dir
 
 RESULTS_NAME = "learning_curves"
+SWEEP_NAME = "pretraining_compute"
+SWEEP_SIZES = (300, 1000)
+TRANSFER_NAME = "transfer_curves"
 TASKS = ("sentiment", "pos", "pair")
 SIZES = (100, 300, 1000, 3000, None)  # None: the whole training split
 SEEDS = (0, 1, 2)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3)
 STARTS = ("course", "random")  # the course model, and its architecture from random weights
+SWEEP_TASKS = ("sentiment", "pos")
 MAX_LENGTH = {"sentiment": 64, "pos": 64, "pair": 128}
 BATCH_SIZE = 32
 VALIDATION_EXAMPLES = 256  # a fixed subset of the validation split, the same for every run
@@ -70,6 +76,14 @@ class Plan:
     checkpoints: dict[str, str] = field(default_factory=lambda: {"course": str(course_model_dir())})
 
     @classmethod
+    def transfer(cls, checkpoint: str) -> Plan:
+        """all-MiniLM-L6-v2 with Chinese embeddings (`python -m bertlab.experiments minilm`) and its architecture
+        from random weights, on sentiment at two sizes. Its learning rate is chosen at N = 300: a step of this
+        6-layer, 384-wide model costs several of the course model's."""
+        return cls(tasks=("sentiment",), sizes=SWEEP_SIZES, starts=("minilm", "minilm-random"), select_at=300,
+                   checkpoints={"minilm": checkpoint})
+
+    @classmethod
     def quick(cls) -> Plan:
         return cls(tasks=("sentiment",), sizes=(32, 64), seeds=(0, 1), learning_rates=(3e-4, 1e-3), select_at=32,
                    min_steps=4, max_steps=4, evaluations=2, validation_examples=32, test_examples=64)
@@ -88,15 +102,26 @@ def training_size(task: str) -> int:
 
 
 # ---- one run ----------------------------------------------------------------------------------------------------
+def start_weights(plan: Plan, start: str) -> tuple[str, str]:
+    """(checkpoint, init) of a start: a name in ``plan.checkpoints`` is that model's weights; "random" is the
+    course model's architecture with random weights, and "<name>-random" that of checkpoint <name>."""
+    if start == "random" or start.endswith("-random"):
+        base = "course" if start == "random" else start[:-len("-random")]
+        return plan.checkpoints[base], "random"
+    if start not in plan.checkpoints:
+        raise ValueError(f"no checkpoint for the start {start!r} (known: {sorted(plan.checkpoints)}).")
+    return plan.checkpoints[start], "pretrained"
+
+
 def finetune_point(plan: Plan, task: str, start: str, n: int, seed: int, learning_rate: float) -> dict[str, Any]:
     """Fine-tune one start on N examples with one seed and learning rate; its validation and test scores."""
     from .finetune import FinetuneConfig, finetune
 
     steps, eval_every = plan.budget(n)
-    checkpoint = plan.checkpoints.get(start, plan.checkpoints["course"])
+    checkpoint, init = start_weights(plan, start)
     with tempfile.TemporaryDirectory() as tmp:
         config = FinetuneConfig(
-            task=task, init="random" if start == "random" else "pretrained", checkpoint=checkpoint, output_dir=tmp,
+            task=task, init=init, checkpoint=checkpoint, output_dir=tmp,
             max_train_examples=n, seed=seed, learning_rate=learning_rate, max_steps=steps, eval_every=eval_every,
             keep_best=True, batch_size=BATCH_SIZE, max_length=MAX_LENGTH[task], save_total_limit=1, progress=False,
             eval_batches=max(1, plan.validation_examples // BATCH_SIZE),
@@ -212,6 +237,79 @@ def summarize(results: dict[str, Any]) -> dict[str, dict[str, dict[int, dict[str
                    for start, by_n in starts.items()} for task, starts in table.items()}
 
 
+# ---- the gap against pretraining compute ---------------------------------------------------------------------------
+def stacked_stage1(directory: Path) -> Path:
+    """The course model's starting point: the shipped 2-layer stage-1 model stacked to the course architecture,
+    before any stage-2 step (config and tokenizer from the course model)."""
+    import shutil
+
+    from .checkpoint import read_state_dict, write_weights
+    from .config import BertConfig
+    from .experiments import STAGE1
+    from .pretrain import stacked_state
+
+    course = course_model_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in course.iterdir():
+        if path.is_file() and path.suffix in (".json", ".txt") and path.name != "training.json":
+            shutil.copy2(path, directory / path.name)
+    layers = BertConfig.from_json_file(course / "config.json").num_hidden_layers
+    state = {k: v.clone() for k, v in stacked_state(read_state_dict(STAGE1), layers).items()}  # no shared tensors
+    write_weights(state, directory / "model.safetensors", torch.float32)
+    return directory
+
+
+def pretraining_compute(stage2_steps: int) -> dict[str, float]:
+    """Pretraining compute of the course model after ``stage2_steps`` of stage 2, in millions of token-layers
+    (tokens seen in training times encoder layers: the part of the cost that grows with depth)."""
+    from .config import BertConfig
+    from .experiments import COURSE, STAGE1, load_training
+
+    stage1 = load_training(STAGE1)["args"]
+    layers1 = BertConfig.from_json_file(STAGE1 / "config.json").num_hidden_layers
+    layers2 = BertConfig.from_json_file(course_model_dir() / "config.json").num_hidden_layers
+    first = stage1["max_steps"] * stage1["batch_size"] * stage1["max_length"] * layers1 / 1e6
+    second = stage2_steps * COURSE["batch_size"] * COURSE["max_length"] * layers2 / 1e6
+    return {"stage2_steps": stage2_steps, "token_layers_millions": round(first + second, 1),
+            "fraction": round((first + second) / (first + COURSE["max_steps"] * COURSE["batch_size"]
+                                                  * COURSE["max_length"] * layers2 / 1e6), 3)}
+
+
+def run_sweep(runs_dir: Path, extra: dict[str, tuple[str, int]], jobs: int = 1) -> dict[str, Any]:
+    """The learning curves' protocol at N in SWEEP_SIZES for checkpoints along the course model's pretraining:
+    before stage 2, any ``extra`` {name: (directory, stage-2 steps)}, and the shipped model. Each uses the
+    learning rate chosen for the course model in the learning curves, and shares their random-weights runs."""
+    from .experiments import COURSE, cross_evaluate, load_results
+
+    curves = load_results(RESULTS_NAME)
+    rates = {r["learning_rate"] for r in curves["points"] if r["start"] == "course" and r["task"] in SWEEP_TASKS}
+    if len(rates) != 1:
+        raise ValueError(f"the course model's chosen learning rates differ between tasks ({sorted(rates)}); "
+                         "the sweep uses one.")
+    checkpoints = {"stage2-0": (str(stacked_stage1(runs_dir / "stacked-stage1")), 0), **extra,
+                   "course": (str(course_model_dir()), COURSE["max_steps"])}
+    plan = Plan(tasks=SWEEP_TASKS, sizes=SWEEP_SIZES, learning_rates=tuple(rates), starts=(*checkpoints, "random"),
+                select_at=max(SWEEP_SIZES), checkpoints={name: path for name, (path, _) in checkpoints.items()})
+    results = run_plan(plan, runs_dir, jobs)
+    mlm = cross_evaluate({name: path for name, (path, _) in checkpoints.items()})
+    results["checkpoints"] = {name: {**pretraining_compute(steps), "mlm_accuracy": mlm[name]["mlm_accuracy"],
+                                     "mlm_top5_accuracy": mlm[name]["mlm_top5_accuracy"]}
+                              for name, (_, steps) in checkpoints.items()}
+    return results
+
+
+def transfer_training(checkpoint: Path) -> dict[str, Any]:
+    """How the adapted MiniLM was trained (steps, CPU minutes) and its held-out MLM top-1 beside the course
+    model's, on the same masked test sentences."""
+    from .experiments import RUN_NAME, cross_evaluate
+
+    run = json.loads((checkpoint.parent / RUN_NAME).read_text())
+    mlm = cross_evaluate({"minilm": checkpoint, "course": course_model_dir()})
+    return {"steps": int(checkpoint.name.split("-")[-1]), "minutes": round(run["seconds"] / 60, 1),
+            "command": run["command"], "mlm_accuracy": mlm["minilm"]["mlm_accuracy"],
+            "course_mlm_accuracy": mlm["course"]["mlm_accuracy"]}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .experiments import write_results
 
@@ -222,22 +320,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS))
     parser.add_argument("--checkpoint", help="the pretrained model (default: the course model in the package); "
                         "random weights take its architecture")
+    parser.add_argument("--sweep", nargs="*", metavar="NAME=DIR:STEPS",
+                        help="the gap against pretraining compute (results/pretraining_compute.json), for the course "
+                        "model before and after stage 2 and for any checkpoint DIR of stage 2 after STEPS steps")
+    parser.add_argument("--transfer", metavar="DIR", help="the MiniLM start adapted to Chinese, from this checkpoint "
+                        "(results/transfer_curves.json)")
     parser.add_argument("--quick", action="store_true", help="a small plan (for tests); writes nothing to the package")
     # with --quick or --checkpoint the results go to <runs-dir>/learning_curves.json, not into the package
     args = parser.parse_args(argv)
     command = "python -m bertlab.learning_curves " + shlex.join(sys.argv[1:] if argv is None else argv)
     plan = Plan.quick() if args.quick else Plan(tasks=tuple(args.tasks), starts=tuple(args.starts))
+    if args.transfer:
+        plan = Plan.transfer(args.transfer)
     if args.checkpoint:
         plan.checkpoints = {"course": args.checkpoint}
     start = time.perf_counter()
+    if args.sweep is not None:
+        extra = {}
+        for item in args.sweep:
+            name, _, rest = item.partition("=")
+            directory, _, steps = rest.rpartition(":")
+            if not name or not directory or not steps.isdigit():
+                parser.error(f"--sweep takes NAME=DIR:STEPS, got {item!r}")
+            extra[name] = (directory, int(steps))
+        results = {"command": command, **run_sweep(args.runs_dir, extra, args.jobs)}
+        print(json.dumps(results["checkpoints"], indent=1))
+        print("wrote", write_results(SWEEP_NAME, results))
+        return 0
     results = {"command": command, **run_plan(plan, args.runs_dir, args.jobs)}
+    if args.transfer:
+        results["minilm_training"] = transfer_training(Path(args.transfer))
     print(json.dumps(summarize(results), indent=1))
     if args.quick or args.checkpoint:  # the package's results are those of the shipped course model
         path = args.runs_dir / f"{RESULTS_NAME}.json"
         path.write_text(json.dumps(results, indent=1) + "\n")
         print("wrote", path)
     else:
-        print("wrote", write_results(RESULTS_NAME, results))
+        print("wrote", write_results(TRANSFER_NAME if args.transfer else RESULTS_NAME, results))
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
 
