@@ -72,6 +72,16 @@ def import_tasks():
     return module
 
 
+def course_fonts():
+    """book/_ext/course_fonts.py (the site's web-font extension), as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_fonts", ROOT / "book" / "_ext" / "course_fonts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def unavailable(reason: str):
     """Without a browser the test cannot run: fail on CI (the set-up installs one), skip elsewhere."""
     if os.environ.get("CI"):
@@ -120,15 +130,13 @@ def browser(tmp_path_factory):
         from playwright.sync_api import sync_playwright
     except ImportError:
         unavailable("the Python package playwright is not installed (it is in requirements.txt).")
-    # The site names no font; on this machine Chinese text needs the Noto Sans CJK of noto-cjk-sans-otc.
-    from bertlab.plotting import cjk_font_path
-
+    # The machine's own fonts only, as a reader's: the site must bring its Chinese font itself.
     work = tmp_path_factory.mktemp("chromium")
     fonts_conf = work / "fonts.conf"
     fonts_conf.write_text(
         '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
         '  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>\n'
-        f"  <dir>{cjk_font_path().parent}</dir>\n  <cachedir>{work / 'fontcache'}</cachedir>\n</fontconfig>\n"
+        f"  <cachedir>{work / 'fontcache'}</cachedir>\n</fontconfig>\n"
     )
     with sync_playwright() as p:
         # launch_persistent_context: a fresh --user-data-dir of our own for every run.
@@ -205,6 +213,61 @@ def open_page(browser, url: str, math_timeout_ms: int = 20000) -> tuple[object, 
     return page, problems
 
 
+# Each run of CJK characters in the page's text gets a span of its own, so that the fonts that draw it can be
+# asked for that run alone (Latin text beside it is drawn by the theme's fonts, as it should be).
+MARK_CJK = """(pattern) => {
+  const cjk = new RegExp(pattern + '+', 'g');
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  while (walker.nextNode()) {
+    const node = walker.currentNode, parent = node.parentElement;
+    if (node.data.match(cjk) && parent && !parent.closest('script, style, mjx-container')) nodes.push(node);
+  }
+  let count = 0;
+  for (const node of nodes) {
+    const fragment = document.createDocumentFragment();
+    let last = 0;
+    for (const match of node.data.matchAll(cjk)) {
+      if (match.index > last) fragment.appendChild(document.createTextNode(node.data.slice(last, match.index)));
+      const span = document.createElement('span');
+      span.dataset.cjkProbe = match[0];
+      span.textContent = match[0];
+      fragment.appendChild(span);
+      last = match.index + match[0].length;
+      count++;
+    }
+    if (last < node.data.length) fragment.appendChild(document.createTextNode(node.data.slice(last)));
+    node.replaceWith(fragment);
+  }
+  return count;
+}"""
+
+
+def cjk_font_problems(page, limit: int = 5) -> list[str]:
+    """Chinese text that is not drawn by the site's own web font, as Chromium itself reports the fonts it
+    used for each run of CJK characters: a system font, or a missing glyph (the empty box) on a machine
+    with no Chinese font."""
+    page.evaluate("() => document.fonts.ready")
+    page.evaluate(MARK_CJK, course_fonts().CJK.pattern)
+    page.evaluate("() => document.fonts.ready")  # the web font loads once some text needs it
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+    problems = []
+    for node in cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "[data-cjk-probe]"})["nodeIds"]:
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        if not fonts:
+            continue  # not rendered (display: none): nothing drawn, nothing wrong
+        wrong = [f"{f['familyName']} ({f['glyphCount']} glyphs)" for f in fonts if not f.get("isCustomFont")]
+        if wrong:
+            text = cdp.send("DOM.getAttributes", {"nodeId": node})["attributes"]
+            problems.append(f"Chinese text {text[text.index('data-cjk-probe') + 1][:20]!r} drawn without the "
+                            f"course web font, by {', '.join(wrong)}")
+    cdp.detach()
+    return problems[:limit] + ([f"... and {len(problems) - limit} more"] if len(problems) > limit else [])
+
+
 def page_problems(page, base_url: str, *, has_math: bool, is_chapter: bool) -> list[str]:
     """Everything wrong with a loaded page: math, images, error outputs, internal links."""
     problems = []
@@ -239,6 +302,7 @@ def test_page_renders_completely_offline(browser, base_url, page_path):
     page.screenshot(path=str(SCREENSHOTS / f"{Path(page_path).name}.png"), full_page=True)
     has_math = "$" in (ROOT / f"{page_path}.md").read_text(encoding="utf-8")
     problems += page_problems(page, base_url, has_math=has_math, is_chapter=page_path in NOTEBOOKS)
+    problems += cjk_font_problems(page)
     page.close()
     assert not problems, "\n".join(problems)
 
@@ -266,11 +330,52 @@ def test_the_checks_catch_a_broken_page(browser, tmp_path):
         assert fault in report, f"{fault!r} was not reported:\n{report}"
 
 
+CJK_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>fonts</title>
+<style>html {{ --pst-font-family-base-system: system-ui, sans-serif; }}</style>
+<link rel="stylesheet" href="_static/course-cjk.css"></head>
+<body style="font-family: var(--pst-font-family-base)"><h1>Fonts</h1><p>Fine-tuning 微调 works.</p>
+<p>{rare}</p></body></html>"""
+
+
+def test_the_font_check_catches_chinese_the_site_font_lacks(browser, site, tmp_path):
+    # Control: a character that no page of the site uses is not in the subset font, so the check must
+    # report it, and only it; a page without the stylesheet fails on every run of Chinese.
+    characters_used = course_fonts().characters_used
+    rare = next(c for c in "龘靐齉爩麤" if c not in characters_used(site))
+    shutil.copytree(site / "_static", tmp_path / "_static")
+    (tmp_path / "page.html").write_text(CJK_PAGE.format(rare=rare), encoding="utf-8")
+    (tmp_path / "bare.html").write_text(CJK_PAGE.format(rare="预训练").replace("_static/course-cjk.css", ""),
+                                        encoding="utf-8")
+    with serve(tmp_path) as url:
+        page, _ = open_page(browser, url + "page.html")
+        planted = cjk_font_problems(page)
+        page.close()
+        page, _ = open_page(browser, url + "bare.html")
+        bare = cjk_font_problems(page)
+        page.close()
+    assert len(planted) == 1 and repr(rare) in planted[0], planted
+    assert len(bare) == 2 and "'微调'" in bare[0] and "'预训练'" in bare[1], bare
+
+
+def test_the_web_font_is_small_and_covers_the_site(site):
+    from fontTools.ttLib import TTFont
+
+    fonts = course_fonts()
+    CSS_FILE, FONT_FILE, characters_used = fonts.CSS_FILE, fonts.FONT_FILE, fonts.characters_used
+    font = TTFont(str(site / "_static" / FONT_FILE))
+    missing = sorted(c for c in characters_used(site) if ord(c) not in font.getBestCmap())
+    assert not missing, f"characters of the site missing from its font: {''.join(missing)}"
+    assert (site / "_static" / FONT_FILE).stat().st_size < 1_000_000
+    assert FONT_FILE in (site / "_static" / CSS_FILE).read_text()
+
+
 @pytest.mark.parametrize("page_path", NOTEBOOKS)
 def test_chapter_offers_its_notebook_and_launch_buttons(browser, base_url, page_path):
     page, _ = open_page(browser, base_url + page_path + ".html")
     hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+    install_shown = page.get_by_text("On Colab or Binder").first.is_visible()
     page.close()
+    assert not install_shown, "the Colab install cell should be collapsed on the page: content first"
     notebook = [h for h in hrefs if h.startswith(base_url) and h.endswith(f"/_sources/{page_path}.ipynb")]
     assert notebook, "no download link for the chapter's .ipynb"
     status, text = fetch(notebook[0])
@@ -347,7 +452,7 @@ print("before the error")
 
 def make_site(root: Path, chapter: str) -> None:
     """A site in ``root`` with the course's own configuration and extension and one chapter."""
-    for name in ("_config.yml", "book/references.bib", "book/_ext/course_site.py"):
+    for name in ("_config.yml", "book/references.bib", "book/_ext/course_site.py", "book/_ext/course_fonts.py"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, root / name)
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/index\nchapters:\n  - file: book/chapter\n")
