@@ -36,12 +36,12 @@ def make_course(folder: Path, students: int) -> Path:
     return course
 
 
-def timed(course: Path, jobs: int) -> tuple[float, list[grading.Result]]:
+def timed(course: Path, jobs: int, sandbox: bool = True) -> tuple[float, list[grading.Result]]:
     for folder in ("autograded",):
         shutil.rmtree(course / folder, ignore_errors=True)
     (course / "gradebook.db").unlink(missing_ok=True)
     start = time.perf_counter()
-    results = grading.autograde(course, jobs=jobs, log=lambda *_: None)
+    results = grading.autograde(course, jobs=jobs, log=lambda *_: None, sandbox=sandbox)
     return time.perf_counter() - start, results
 
 
@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=2, help="solved submissions per assignment")
     parser.add_argument("--jobs", type=int, default=2, help="parallel submissions in the parallel run")
     parser.add_argument("--native", action="store_true", help="also time nbgrader's own serial autograde")
+    parser.add_argument("--sandbox-overhead", action="store_true",
+                        help="also grade the parallel batch without the sandbox (trusted), to measure its cost")
     args = parser.parse_args()
     for key, value in grading.ENV.items():
         os.environ.setdefault(key, value)
@@ -61,6 +63,9 @@ def main() -> None:
         setup = time.perf_counter() - start
         serial, results = timed(course, 1)
         parallel, results_parallel = timed(course, args.jobs)
+        trusted = None
+        if args.sandbox_overhead:
+            trusted, results_trusted = timed(course, args.jobs, sandbox=False)
         assert all(r.status == "graded" and r.score == r.max_score - 2 for r in results + results_parallel), (
             "a solved submission lost autograded points: the timings would not be of full runs")
         native = None
@@ -85,6 +90,11 @@ def main() -> None:
     print(f"batch, serial (--jobs 1):      {serial:6.1f} s   = {serial / n:5.1f} s per notebook")
     print(f"batch, parallel (--jobs {args.jobs}):    {parallel:6.1f} s   = {parallel / n:5.1f} s per notebook"
           f"   (speed-up {serial / parallel:.2f}x)")
+    if trusted is not None:
+        mean = statistics.mean
+        each = mean(r.seconds for r in results_parallel) - mean(r.seconds for r in results_trusted)
+        print(f"batch, parallel, no sandbox:   {trusted:6.1f} s   = {trusted / n:5.1f} s per notebook"
+              f"   (the sandbox's cost: {(parallel - trusted) / n:+.1f} s per notebook, {each:+.1f} s per submission)")
     if native is not None:
         print(f"nbgrader autograde (serial):   {native:6.1f} s   = {native / n:5.1f} s per notebook")
 

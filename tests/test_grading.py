@@ -17,7 +17,11 @@ import nbformat
 import pytest
 
 from bertlab.grading import course as grading
-from bertlab.grading import samples
+from bertlab.grading import samples, sandbox
+
+# The kernels run in the sandbox where bwrap can run (tests/test_grading_sandbox.py attacks it); elsewhere these
+# fairness tests still run, with the submissions trusted.
+SANDBOX = sandbox.unavailable() is None
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ["masking", "mlm_head", "nsp_sop", "finetuning"]
@@ -162,8 +166,11 @@ def _hostile(course: Path) -> dict[str, tuple[object, str]]:
                     "rebinds builtins, torch and bertlab functions; swallows exceptions"),
         "gradebook_writer": (solved(build_pair_input=(
             f"for _path in [{str(gradebook)!r}, '../../../gradebook.db', 'gradebook.db']:\n"
-            "    with open(_path, 'wb') as _f:\n"
-            "        _f.write(b'not a database any more')\n") + answers["build_pair_input"]),
+            "    try:\n"
+            "        with open(_path, 'wb') as _f:\n"
+            "            _f.write(b'not a database any more')\n"
+            "    except OSError:\n"
+            "        pass\n") + answers["build_pair_input"]),
             "writes to the gradebook"),
     }
 
@@ -183,7 +190,7 @@ def graded(tmp_path_factory):
     hostile = _hostile(course)
     for student, (nb, _) in hostile.items():
         samples.write_submission(course, student, "nsp_sop", {"nsp_sop": nb})
-    results = grading.autograde(course, jobs=2, timeout=300, cell_timeout=CELL_TIMEOUT, log=print)
+    results = grading.autograde(course, jobs=2, timeout=300, cell_timeout=CELL_TIMEOUT, log=print, sandbox=SANDBOX)
     return course, {(r.student, r.assignment): r for r in results}
 
 
@@ -351,7 +358,8 @@ def test_feedback_hides_hidden_tests_and_export_writes_grades(graded):
 def test_grading_twice_gives_the_same_score(graded):
     course, results = graded
     before = cell_scores(course, "swapped_sop", "nsp_sop")
-    again = grading.autograde(course, ["nsp_sop"], ["swapped_sop"], jobs=1, cell_timeout=CELL_TIMEOUT, log=print)
+    again = grading.autograde(course, ["nsp_sop"], ["swapped_sop"], jobs=1, cell_timeout=CELL_TIMEOUT, log=print,
+                              sandbox=SANDBOX)
     assert again[0].score == results[("swapped_sop", "nsp_sop")].score
     assert cell_scores(course, "swapped_sop", "nsp_sop") == before
 
@@ -369,6 +377,7 @@ def test_a_submission_stopped_at_its_time_limit_earns_nothing(graded):
     answers = samples.answers(solution)
     slow = samples.solved(release, solution, {"pair_head": "import time\ntime.sleep(600)\n" + answers["pair_head"]})
     samples.write_submission(course, "too_slow", "nsp_sop", {"nsp_sop": slow})
-    [result] = grading.autograde(course, ["nsp_sop"], ["too_slow"], jobs=1, timeout=40, cell_timeout=900, log=print)
+    [result] = grading.autograde(course, ["nsp_sop"], ["too_slow"], jobs=1, timeout=40, cell_timeout=900, log=print,
+                                 sandbox=SANDBOX)
     assert result.status == "failed" and "time limit" in " ".join(result.reasons)
     assert result.score == 0 and all(v == 0 for v in cell_scores(course, "too_slow", "nsp_sop").values())

@@ -136,10 +136,78 @@ def test_collect_files_submissions_by_notebook_name(tmp_path):
     assert "UTC" in (course / "submitted/alice/nsp_sop/timestamp.txt").read_text()
     assert grading.submissions(course) == [("alice", "nsp_sop"), ("bob", "masking")]
     (inbox / "bad name!").mkdir()
-    with pytest.raises(ValueError, match="not a usable student id"):
-        grading.collect(course, inbox)
+    nbformat.write(nbformat.v4.new_notebook(), inbox / "bad name!" / "masking.ipynb")
+    notes = []
+    assert grading.collect(course, inbox, log=notes.append) == [("alice", "nsp_sop"), ("bob", "masking")]
+    assert any("not a usable student id" in n for n in notes) and any("notes.ipynb" in n for n in notes)
     with pytest.raises(ValueError, match="unknown assignments"):
         grading.autograde(course, ["no_such_assignment"])
+
+
+def test_collect_takes_misnamed_copies_with_a_warning(tmp_path):
+    course = grading.copy_course(grading.find_course(grading.__file__), tmp_path / "course")
+    inbox = tmp_path / "inbox"
+    for student, name in [("carol", "masking (1).ipynb"), ("dave", "Masking.ipynb"), ("erin", "masking.ipynb"),
+                          ("erin", "masking (2).ipynb")]:
+        (inbox / student).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nbformat.v4.new_notebook(metadata={"who": name}), inbox / student / name)
+    notes = []
+    done = grading.collect(course, inbox, log=notes.append)
+    assert done == [("carol", "masking"), ("dave", "masking"), ("erin", "masking")]
+    assert nbformat.read(course / "submitted/erin/masking/masking.ipynb", as_version=4).metadata.who == "masking.ipynb"
+    assert any("collected as masking.ipynb" in n for n in notes) and any("also handed in" in n for n in notes)
+
+
+def test_notebook_names_map_to_the_release():
+    from bertlab.grading.integrity import notebook_for
+
+    known = {"masking.ipynb", "mlm_head.ipynb"}
+    for name in ["masking.ipynb", "Masking.ipynb", "masking (1).ipynb", "masking-copy.ipynb", "MASKING_2.ipynb"]:
+        assert notebook_for(name, known) == "masking.ipynb", name
+    assert notebook_for("notes.ipynb", known) is None and notebook_for("masking.py", known) is None
+
+
+def test_points_and_grade_ids_come_from_the_release():
+    from bertlab.grading.integrity import restore_metadata
+
+    release = nbformat.read(grading.find_course(grading.__file__) / "exercises/nsp_sop/nsp_sop.ipynb", as_version=4)
+    nb = nbformat.reads(nbformat.writes(release), as_version=4)
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+    tests[0].metadata.nbgrader["points"] = 600  # a forged maximum
+    forged = nbformat.v4.new_code_cell("pass", metadata={"nbgrader": dict(tests[1].metadata.nbgrader,
+                                                                          grade_id="test_bonus", points=99)})
+    duplicate = nbformat.v4.new_code_cell("pass", metadata={"nbgrader": dict(tests[1].metadata.nbgrader)})
+    nb.cells += [forged, duplicate]
+    notes = restore_metadata(nb, release)
+    assert tests[0].metadata.nbgrader == [c for c in release.cells if c.metadata.get("nbgrader", {}).get(
+        "grade_id") == tests[0].metadata.nbgrader["grade_id"]][0].metadata.nbgrader
+    assert "nbgrader" not in forged.metadata and "nbgrader" not in duplicate.metadata
+    assert len(notes) == 3
+
+
+@pytest.mark.filterwarnings("ignore:.*not in session")
+def test_stored_scores_are_capped_at_their_maximum(tmp_path):
+    from bertlab.grading.integrity import check_scores
+
+    course = grading.copy_course(grading.find_course(grading.__file__), tmp_path / "course")
+    url = f"sqlite:///{course / 'gradebook.db'}"
+    grading.release(course, ["nsp_sop"], db_url=url)
+    with grading._gradebook_api().Gradebook(url) as gb:
+        gb.add_student("mallory")
+        submission = gb.add_submission("nsp_sop", "mallory")
+        grade = submission.notebooks[0].grades[0]
+        grade.auto_score = grade.max_score * 50
+        gb.db.commit()
+        problems = check_scores(gb)
+        assert len(problems) == 1 and "mallory" in problems[0]
+        assert grade.auto_score == grade.max_score and check_scores(gb) == []
+        grade.auto_score = -1.0
+        gb.db.commit()
+    from bertlab.grading.__main__ import main
+
+    assert main(["--course", str(course), "--db-url", url, "check"]) == 1  # reports, does not fix
+    with grading._gradebook_api().Gradebook(url) as gb:
+        assert len(check_scores(gb, fix=False)) == 1
 
 
 def test_solved_sample_fills_every_answer_cell():

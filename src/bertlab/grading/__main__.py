@@ -5,6 +5,7 @@
     python -m bertlab.grading autograde --jobs 2           # every submission, in parallel, into the gradebook
     python -m bertlab.grading feedback                     # feedback/<student>/<assignment>/*.html (no hidden tests)
     python -m bertlab.grading export --to grades.csv       # one row per student and assignment
+    python -m bertlab.grading check                        # every stored score within [0, its maximum]
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600, help="seconds for one submission, all cells together")
     p.add_argument("--cell-timeout", type=int, default=60, help="seconds for one cell")
     p.add_argument("--report", type=Path, default=None, help="also write the results here (.csv or .json)")
+    p.add_argument("--memory-mb", type=int, default=6144, help="address space of one sandboxed kernel (MiB)")
+    p.add_argument("--trusted-submissions-no-sandbox", action="store_true",
+                   help="run the submissions' code as yourself, with no sandbox: ONLY for trusted submissions")
     p = sub.add_parser("feedback", help="HTML feedback for the autograded submissions")
     p.add_argument("assignments", nargs="*")
+    sub.add_parser("check", help="check that every stored score lies within [0, its maximum]")
     p = sub.add_parser("export", help="export the grades as CSV")
     p.add_argument("--to", type=Path, default=Path("grades.csv"))
     args = parser.parse_args(argv)
@@ -52,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"collected {len(done)} submissions into {root / 'submitted'}")
         elif args.command == "autograde":
             results = c.autograde(root, args.assignments or None, args.student, jobs=args.jobs, timeout=args.timeout,
-                                  cell_timeout=args.cell_timeout, db_url=args.db_url)
+                                  cell_timeout=args.cell_timeout, db_url=args.db_url, memory_mb=args.memory_mb,
+                                  sandbox=not args.trusted_submissions_no_sandbox)
             if args.report:
                 c.write_report(results, args.report)
             failed = sum(r.status != "graded" for r in results)
@@ -60,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "feedback":
             c.feedback(root, args.assignments or None, db_url=args.db_url)
             print(f"feedback written to {root / 'feedback'}")
+        elif args.command == "check":
+            from .integrity import check_scores
+
+            with c._gradebook_api().Gradebook(c._course_db_url(root, args.db_url)) as gb:
+                problems = check_scores(gb, fix=False)
+            for problem in problems:
+                print(f"score out of range: {problem}", file=sys.stderr)
+            print(f"gradebook checked: {len(problems)} scores out of range")
+            return 1 if problems else 0
         elif args.command == "export":
             print(f"grades written to {c.export(root, args.to, db_url=args.db_url)}")
     except (ValueError, RuntimeError) as e:

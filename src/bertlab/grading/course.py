@@ -36,6 +36,7 @@ from pathlib import Path
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
+from . import integrity
 from .worker import REPLY
 
 CONFIG = "nbgrader_config.py"
@@ -179,12 +180,14 @@ def notebook_index(course: Path) -> dict[str, str]:
     return index
 
 
-def collect(course: Path, inbox: Path) -> list[tuple[str, str]]:
+def collect(course: Path, inbox: Path, log=print) -> list[tuple[str, str]]:
     """Copy submissions from `inbox` into submitted/<student>/<assignment>/ (with a timestamp.txt).
 
     `inbox` holds one folder per student (named by the student id) with the notebooks, directly or in a folder
     per assignment: inbox/alice/masking.ipynb or inbox/alice/masking/masking.ipynb. The notebook's file name
-    tells the assignment. A notebook's modification time is its submission time. Returns (student, assignment).
+    tells the assignment; a misnamed copy (``masking (1).ipynb``, ``Masking.ipynb``) is collected under the
+    release's name with a warning, unless the student also handed in the exact name; any other notebook is
+    reported. A notebook's modification time is its submission time. Returns (student, assignment).
     """
     inbox = Path(inbox)
     if not inbox.is_dir():
@@ -194,14 +197,26 @@ def collect(course: Path, inbox: Path) -> list[tuple[str, str]]:
     for folder in sorted(p for p in inbox.iterdir() if p.is_dir()):
         student = folder.name
         if not STUDENT_ID.match(student):
-            raise ValueError(f"{folder}: {student!r} is not a usable student id (letters, digits, _.@+- only).")
-        for nb in sorted(folder.rglob("*.ipynb")):
-            if ".ipynb_checkpoints" in nb.parts or nb.name not in index:
+            log(f"warning: {folder}: {student!r} is not a usable student id (letters, digits, _.@+- only); "
+                "not collected.")
+            continue
+        found = sorted(nb for nb in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in nb.parts)
+        exact = {nb.name for nb in found if nb.name in index}
+        for nb in found:
+            release_name = integrity.notebook_for(nb.name, set(index))
+            if release_name is None:
+                log(f"warning: {nb}: not a notebook of the course ({', '.join(sorted(index))}); not collected.")
                 continue
-            name = index[nb.name]
+            if release_name != nb.name:
+                if release_name in exact:
+                    log(f"warning: {nb}: ignored, {student} also handed in {release_name}.")
+                    continue
+                log(f"warning: {nb}: collected as {release_name}.")
+                exact.add(release_name)
+            name = index[release_name]
             dest = course / "submitted" / student / name
             dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(nb, dest / nb.name)
+            shutil.copy2(nb, dest / release_name)
             stamp = datetime.fromtimestamp(nb.stat().st_mtime, timezone.utc)
             (dest / "timestamp.txt").write_text(stamp.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
             done.append((student, name))
@@ -316,29 +331,51 @@ class _Worker:
 
 
 def _grade_one(workers: queue.Queue, template: dict[str, bytes], course: Path, student: str, name: str, work: Path,
-               timeout: float, cell_timeout: int) -> tuple[Path, list[str], float]:
-    """Autograde one submission in a private course copy. Returns (its autograded folder, problems, seconds)."""
+               timeout: float, cell_timeout: int, sandbox: dict | None = None) -> tuple[Path, list[str], float]:
+    """Autograde one submission in a private course copy. Returns (its autograded folder, problems, seconds).
+
+    Never raises: whatever goes wrong costs this submission (a reason, zero points), not the batch.
+    """
     start = time.perf_counter()
-    folder = work / f"{student}__{name}"
+    try:
+        return _grade_one_unsafe(workers, template, course, student, name, work, timeout, cell_timeout, sandbox,
+                                 start)
+    except Exception as e:
+        return (work / "not-graded", [f"the autograder failed on this submission ({type(e).__name__}: "
+                                      f"{str(e)[:300]})."], time.perf_counter() - start)
+
+
+def _grade_one_unsafe(workers, template, course, student, name, work, timeout, cell_timeout, sandbox, start):
+    folder = work / f"{secrets.token_hex(6)}-{student}__{name}"  # a new name: nothing can be there already
     _materialize(template, folder)
     submitted = folder / "submitted" / student / name
-    shutil.copytree(course / "submitted" / student / name, submitted)
+    # regular files and folders only: a link, a FIFO or a device in a submission is left behind
+    shutil.copytree(course / "submitted" / student / name, submitted, dirs_exist_ok=True,
+                    ignore=lambda d, names: [n for n in names if (Path(d) / n).is_symlink()
+                                             or not ((Path(d) / n).is_file() or (Path(d) / n).is_dir())])
     problems = []
     for nb in sorted(submitted.glob("*.ipynb")):
         try:
-            nbformat.read(nb, as_version=4)
+            node = nbformat.read(nb, as_version=4)
         except Exception as e:  # not JSON, not a notebook: nbgrader would stop on it
             problems.append(f"{nb.name} is not a readable notebook ({type(e).__name__}: {str(e)[:200]}); "
                             "it could not be graded.")
             nb.unlink()
+            continue
+        release_nb = template.get(f"exercises/{name}/{nb.name}")
+        if release_nb is not None:  # grade against the release's cells, whatever the submission's metadata says
+            notes = integrity.restore_metadata(node, nbformat.reads(release_nb.decode(), as_version=4))
+            if notes:
+                problems.append(f"{nb.name}: " + "; ".join(notes[:5]) + ".")
+                nbformat.write(node, nb)
     hidden = work / secrets.token_hex(8)  # the worker's gradebook, outside the course copy, under a random name
     hidden.mkdir()
     (hidden / "gradebook.db").write_bytes(template["gradebook.db"])
     worker = workers.get()
     try:
         reply = worker.grade({"course": str(folder), "assignment": name, "student": student,
-                              "db_url": f"sqlite:///{hidden / 'gradebook.db'}", "cell_timeout": cell_timeout},
-                             timeout)
+                              "db_url": f"sqlite:///{hidden / 'gradebook.db'}", "cell_timeout": cell_timeout,
+                              "sandbox": sandbox}, timeout)
     finally:
         workers.put(worker)
     if reply.get("timeout"):
@@ -418,6 +455,7 @@ def _merge(course: Path, template: dict[str, bytes], db_url: str, student: str, 
                                   result.reasons or ["the autograder produced no result."])
         else:
             release = nbformat.reads(template[f"exercises/{name}/{notebook_id}.ipynb"].decode(), as_version=4)
+            integrity.restore_metadata(nb, release)  # points and grade ids from the release, never the submission
             missing = sorted(_grade_ids(release) - _grade_ids(nb))
             if missing:
                 note = (f"{notebook_id}.ipynb lacks the graded cells {', '.join(missing)} (deleted?); they earn no "
@@ -431,9 +469,27 @@ def _merge(course: Path, template: dict[str, bytes], db_url: str, student: str, 
             if extra.is_file() and extra.suffix != ".ipynb":
                 shutil.copy2(extra, dest / extra.name)
     with Gradebook(db_url) as gb:
+        bad = integrity.check_scores(gb, name, student, fix=True)
+        if bad:
+            result.reasons.append("scores above their maximum were capped: " + "; ".join(bad[:3]))
         submission = gb.find_submission(name, student)
         result.score, result.max_score = float(submission.score), float(submission.max_score)
     return result
+
+
+def _merge_safely(course: Path, template: dict[str, bytes], db_url: str, student: str, name: str, graded: Path,
+                  problems: list[str], seconds: float) -> Result:
+    """`_merge`; if that fails, the submission is recorded as failed (zero points) with the reason."""
+    try:
+        return _merge(course, template, db_url, student, name, graded, problems, seconds)
+    except Exception as e:
+        reason = f"the autograder could not record this submission ({type(e).__name__}: {str(e)[:300]})."
+        try:
+            return _merge(course, template, db_url, student, name, course / "not-graded", [*problems, reason],
+                          seconds)
+        except Exception as again:
+            return Result(student, name, seconds=round(seconds, 2), status="failed",
+                          reasons=[*problems, reason, f"recording zero failed too ({type(again).__name__})."])
 
 
 @contextlib.contextmanager
@@ -455,8 +511,17 @@ def _guard_sqlite(db_url: str) -> Iterator[list[str]]:
 
 def autograde(course: Path, names: Iterable[str] | None = None, students: Iterable[str] | None = None, *,
               jobs: int = 2, timeout: float = 600, cell_timeout: int = 60, db_url: str | None = None,
-              log=print) -> list[Result]:
-    """Autograde the submissions in submitted/, `jobs` at a time, and record them in the course's gradebook."""
+              log=print, sandbox: bool = True, memory_mb: int = 6144) -> list[Result]:
+    """Autograde the submissions in submitted/, `jobs` at a time, and record them in the course's gradebook.
+
+    Each notebook's kernel runs in the sandbox of `bertlab.grading.sandbox`; where it cannot run, this
+    refuses, unless `sandbox` is False (the submissions are trusted: their code runs as the grader).
+    """
+    from . import sandbox as sandboxing
+
+    if not sandbox:
+        log("WARNING: --trusted-submissions-no-sandbox: the submissions' code runs as you, with your files, your "
+            "network and your gradebook. Use this only for code you trust.")
     course = Path(course).resolve()
     names = list(names or assignments(course))
     unknown = sorted(set(names) - set(assignments(course)))
@@ -466,10 +531,14 @@ def autograde(course: Path, names: Iterable[str] | None = None, students: Iterab
     if not todo:
         log("nothing to grade: no folder submitted/<student>/<assignment>/ (see `python -m bertlab.grading collect`).")
         return []
+    if sandbox and sandboxing.unavailable():
+        raise RuntimeError(f"no sandbox for the submissions' code: {sandboxing.unavailable()} Install it, or, "
+                           "only if every submission is trusted, pass --trusted-submissions-no-sandbox.")
     db_url = _course_db_url(course, db_url)
     with tempfile.TemporaryDirectory(prefix="bertlab-autograde-") as tmp:
         work = Path(tmp)
         template = _template(course, work)
+        settings = sandboxing.prepare(work, memory_mb=memory_mb, env=ENV).as_dict() if sandbox else None
         path = _sqlite_path(db_url)
         if path is not None and not path.exists():  # a new gradebook: the template's, which knows the assignments
             path.write_bytes(template["gradebook.db"])
@@ -480,7 +549,7 @@ def autograde(course: Path, names: Iterable[str] | None = None, students: Iterab
         try:
             with _guard_sqlite(db_url) as notes, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                 futures = [(s, n, pool.submit(_grade_one, workers, template, course, s, n, work, timeout,
-                                              cell_timeout)) for s, n in todo]
+                                              cell_timeout, settings)) for s, n in todo]
                 outcomes = [(s, n, f.result()) for s, n, f in futures]
         finally:
             while not workers.empty():
@@ -489,7 +558,7 @@ def autograde(course: Path, names: Iterable[str] | None = None, students: Iterab
             log("warning: " + note)
         results = []
         for student, name, (graded, problems, seconds) in outcomes:  # one writer, one submission at a time
-            result = _merge(course, template, db_url, student, name, graded, problems, seconds)
+            result = _merge_safely(course, template, db_url, student, name, graded, problems, seconds)
             results.append(result)
             log(f"{student:>20s}  {name:<12s} {result.score:5.1f} / {result.max_score:4.1f}  {seconds:6.1f} s"
                 + (f"  ({result.status}: {' '.join(result.reasons)})" if result.reasons else ""))

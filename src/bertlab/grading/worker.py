@@ -19,6 +19,8 @@ def grade(request: dict) -> dict:
     from nbgrader.apps import NbGraderAPI
     from traitlets.config.loader import PyFileConfigLoader
 
+    from .sandbox import SandboxKernelManager, Settings
+
     folder = request["course"]
     config = PyFileConfigLoader("nbgrader_config.py", path=folder).load_config()
     config.CourseDirectory.root = folder
@@ -28,8 +30,11 @@ def grade(request: dict) -> dict:
     # gradebook is read before the kernel starts and never after (whatever the notebook does to it).
     parent_only = ("SaveAutoGrades", "AssignLatePenalties")
     config.Autograde.autograde_preprocessors = [
-        p for p in config.Autograde.autograde_preprocessors if not str(p).endswith(parent_only)
+        "bertlab.grading.sandbox.SandboxedExecute" if str(p).endswith(".Execute") else p
+        for p in config.Autograde.autograde_preprocessors if not str(p).endswith(parent_only)
     ]
+    # The kernel runs in the sandbox (bertlab.grading.sandbox) unless the instructor said the work is trusted.
+    SandboxKernelManager.settings = Settings(**request["sandbox"]) if request.get("sandbox") else None
     api = NbGraderAPI(config=config)
     result = api.autograde(request["assignment"], request["student"], force=True, create=True)
     return {"success": bool(result.get("success")), "error": str(result.get("error") or "")[-2000:],

@@ -1,0 +1,283 @@
+"""The student's kernel in an OS-level sandbox (bubblewrap), driven by nbgrader from outside it.
+
+nbgrader, the gradebook and every file of the course stay in the trusted grading process; only the kernel
+that runs the submission's code is started inside ``bwrap``, where it has:
+
+* an unprivileged uid (65534, ``nobody``): for real when the grader runs as root (``setpriv``), else the
+  uid of a user namespace;
+* read-only views of the Python installation, the virtual environment and a non-editable copy of the
+  course library (made once per batch; the checkout's ``src/`` is not visible);
+* one writable folder of its own (HOME and working directory, empty at start), a private /tmp;
+* no network, its own PID, IPC and UTS namespaces: every process it starts dies with it;
+* limits on address space, processes (of uid 65534, when grading as root), file size and core dumps
+  (``prlimit``);
+* a cell time limit enforced from outside: SIGINT, then SIGKILL of the whole sandbox after a grace period.
+
+The kernel talks to nbgrader over Unix sockets (ZeroMQ ``ipc``) in its own folder: nothing else is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from nbgrader.preprocessors import Execute
+
+UID = 65534  # nobody
+HOME = "/home/student"
+LIBRARY = "/opt/course-library"
+GRACE_SECONDS = 5  # after a cell's time limit: SIGINT, then this long for the kernel to answer, then SIGKILL
+
+
+@dataclass
+class Settings:
+    """Where the sandboxes of one batch live and what they may use."""
+
+    root: str  # a folder of the grader's, traversable (not readable) by the sandbox's uid
+    library: str  # the copy of the course library, bound read-only at LIBRARY
+    memory_mb: int = 6144
+    processes: int = 256
+    env: dict | None = None
+
+    def as_dict(self) -> dict:
+        """Plain data, to send to the grading worker."""
+        return asdict(self)
+
+
+@functools.lru_cache(maxsize=1)
+def unavailable() -> str | None:
+    """Why the sandbox cannot be used here (None when it can): bwrap missing, or it cannot start."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed (Debian: apt-get install bubblewrap)."
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is missing: the sandbox cannot drop root."
+    command = [*_bwrap(Settings(root="/", library="/"), None), "true"]
+    try:
+        process = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"bwrap cannot start: {e}"
+    if process.returncode != 0:
+        return f"bwrap cannot start a sandbox here: {process.stderr.strip()[:300]}"
+    return None
+
+
+def prepare(work: Path, memory_mb: int = 6144, processes: int = 256, env: dict | None = None) -> Settings:
+    """A batch's sandbox folder under `work`, with a non-editable copy of the course library."""
+    import bertlab
+
+    root = Path(work) / "sandbox"
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(work, 0o711)  # the sandbox's uid may pass through, but list and read nothing on the way
+    os.chmod(root, 0o711)
+    library = root / "library"
+    shutil.copytree(Path(bertlab.__file__).parent, library / "bertlab",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in [library, *library.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return Settings(root=str(root), library=str(library), memory_mb=memory_mb, processes=processes, env=env)
+
+
+def _system_binds() -> list[str]:
+    args = []
+    for top in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64"):
+        path = Path(top)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), top]
+        elif path.is_dir():
+            args += ["--ro-bind", top, top]
+    seen = {"/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64"}
+    for prefix in sorted({os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}):
+        if not any(prefix == s or prefix.startswith(s + "/") for s in seen):
+            args += ["--ro-bind", prefix, prefix]
+            seen.add(prefix)
+    venv = os.path.abspath(sys.prefix)  # the venv as python sees it (it may be reached through a link)
+    if venv not in seen and os.path.realpath(venv) != venv:
+        args += ["--ro-bind", venv, venv]
+    return args
+
+
+def _with_parents(mounts: list[str]) -> list[str]:
+    """The mounts, each bind preceded by the folders above it, made traversable (bwrap makes them root-only)."""
+    out: list[str] = []
+    made: set[str] = set()
+    i = 0
+    while i < len(mounts):
+        arg = mounts[i]
+        if arg in ("--tmpfs", "--proc", "--dev"):
+            made = {m for m in made if not m.startswith(mounts[i + 1] + "/")}
+        if arg in ("--ro-bind", "--bind"):
+            for parent in reversed(Path(mounts[i + 2]).parents):
+                if str(parent) != "/" and str(parent) not in made:
+                    out += ["--perms", "0755", "--dir", str(parent)]
+                    made.add(str(parent))
+            out += mounts[i:i + 3]
+            i += 3
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def _bwrap(settings: Settings, folder: Path | None) -> list[str]:
+    """The bwrap command line up to the program: namespaces, file system, environment."""
+    args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--hostname", "sandbox"]
+    if os.geteuid() != 0:
+        args += ["--unshare-user", "--uid", str(UID), "--gid", str(UID)]
+    mounts = _system_binds()
+    mounts += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "0755",
+               "--tmpfs", "/home", "--ro-bind", settings.library, LIBRARY]
+    if folder is not None:
+        mounts += ["--bind", str(folder), str(folder), "--bind", str(folder / "home"), HOME]
+    args += _with_parents(mounts)
+    if folder is not None:
+        args += ["--chdir", HOME]
+    env = {"HOME": HOME, "USER": "student", "LANG": "C.UTF-8", "PYTHONPATH": LIBRARY,
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+           "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{HOME}/.matplotlib"}
+    env.update(settings.env or {})
+    if os.environ.get("BERTLAB_GRADING_KEY"):  # the completion key of bertlab.grading.signing (see the docs)
+        env["BERTLAB_GRADING_KEY"] = os.environ["BERTLAB_GRADING_KEY"]
+    args += ["--clearenv"]
+    for key, value in env.items():
+        args += ["--setenv", key, str(value)]
+    limits = ["prlimit", f"--as={settings.memory_mb * 2**20}", "--core=0", f"--fsize={2**30}"]
+    args += ["--", *limits]
+    if os.geteuid() == 0:  # RLIMIT_NPROC counts the processes of the real uid: only meaningful for uid 65534
+        args += [f"--nproc={settings.processes}", "--",
+                 "setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "--no-new-privs", "--"]
+    else:
+        args += ["--"]
+    return args
+
+
+def kernel_folder(settings: Settings) -> Path:
+    """A new private folder for one kernel: its connection file, its sockets, and home/ (writable by it)."""
+    folder = Path(settings.root) / f"kernel-{secrets.token_hex(6)}"
+    (folder / "home").mkdir(parents=True)
+    if os.geteuid() == 0:
+        for path in (folder, folder / "home"):
+            os.chown(path, UID, UID)
+    os.chmod(folder, 0o700)
+    return folder
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel runs under bwrap and talks over Unix sockets in its own folder."""
+
+    settings: Settings | None = None  # set by the grading worker before nbgrader runs
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if self.settings is None:
+            raise RuntimeError("SandboxKernelManager.settings is not set.")
+        self.folder = kernel_folder(self.settings)
+        self.transport = "ipc"
+        self.ip = str(self.folder / "kernel")
+        self.connection_file = str(self.folder / "kernel.json")
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        """The kernel's own command, run by the sandbox's python, inside bwrap."""
+        cmd = super().format_kernel_cmd(extra_arguments)
+        if cmd and Path(cmd[0]).name.startswith("python"):
+            cmd[0] = str(Path(sys.prefix) / "bin" / "python")
+        return [*_bwrap(self.settings, self.folder), *cmd]
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        os.chmod(self.connection_file, 0o644)  # the folder is private to the sandbox's uid; the kernel reads it
+        if os.geteuid() == 0:
+            os.chown(self.connection_file, UID, UID)
+        kw.pop("cwd", None)  # bwrap --chdir sets the kernel's own; the notebook's folder is not in the sandbox
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    async def _async_signal_kernel(self, signum: int) -> None:
+        """Signal the processes inside the sandbox: SIGINT to bwrap itself would end it, and the kernel with it."""
+        import psutil  # a dependency of ipykernel
+
+        process = getattr(self.provisioner, "process", None)
+        if process is None:
+            return await super()._async_signal_kernel(signum)
+        try:
+            inside = [p for p in psutil.Process(process.pid).children(recursive=True) if p.name() != "bwrap"]
+        except psutil.Error:
+            inside = []
+        for p in inside:
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(signum)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        else:  # a fresh kernel gets a fresh, empty HOME
+            shutil.rmtree(self.folder / "home", ignore_errors=True)
+            (self.folder / "home").mkdir()
+            if os.geteuid() == 0:
+                os.chown(self.folder / "home", UID, UID)
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's Execute with the kernel in the sandbox, and a cell time limit that SIGINT cannot dodge.
+
+    After a cell's time limit the kernel is interrupted (SIGINT); a kernel that does not answer within
+    GRACE_SECONDS is killed (SIGKILL, its sandbox with it) and a fresh one started: the cell fails, the cells
+    after it run in the new kernel (without the notebook's earlier definitions), the cells before keep theirs.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        if SandboxKernelManager.settings is not None:
+            kwargs["kernel_manager_class"] = SandboxKernelManager
+        super().__init__(**kwargs)
+        self._killed: asyncio.Event | None = None
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+        self._killed = killed = asyncio.Event()
+        poll = asyncio.ensure_future(super()._async_poll_output_msg(parent_msg_id, cell, cell_index))
+        stop = asyncio.ensure_future(killed.wait())
+        await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if killed.is_set():  # the kernel was killed: its outputs will never end
+            poll.cancel()
+            return None
+        return poll.result()
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        reply = await super()._async_handle_timeout(timeout, cell)  # interrupts (SIGINT)
+        if await self._answers(GRACE_SECONDS):
+            return reply
+        self.log.error("The kernel ignored the interrupt: killed, and a fresh one started.")
+        if self._killed is not None:
+            self._killed.set()  # the cell's outputs are complete: its kernel is gone
+        await self.km.restart_kernel(now=True)  # SIGKILL; the sandbox's PID namespace goes with it
+        self.kc.stop_channels()
+        self.kc = self.km.client()  # the new kernel's sockets
+        self.kc.start_channels()
+        await self.kc.wait_for_ready(timeout=120)
+        message = (f"the cell ran past its time limit ({timeout} s) and ignored the interrupt: its kernel was "
+                   "killed and a fresh one started, so the cells after it run without this notebook's earlier "
+                   "definitions.")
+        return {"content": {"status": "error", "ename": "CellTimeoutError", "evalue": message,
+                            "traceback": [f"CellTimeoutError: {message}"]}}
+
+    async def _answers(self, seconds: float) -> bool:
+        """Whether the kernel answers a kernel_info request within `seconds` (it does once the cell stopped)."""
+        msg_id = self.kc.kernel_info()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0:
+            try:
+                msg = await self.kc.get_shell_msg(timeout=left)
+            except Exception:
+                return False
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return True
+        return False
