@@ -43,10 +43,14 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-# Feedback: the hidden tests stay hidden (their source, and the traceback lines that quote it).
+# Feedback: the hidden tests stay hidden (their source, and the traceback lines that quote it); no output line
+# may quote a hidden test or the solutions; the submission's HTML and JavaScript are escaped or dropped.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
+    "bertlab.grading.preprocessors.RedactSecrets",
     "bertlab.grading.preprocessors.HideHiddenTests",
+    "nbconvert.preprocessors.sanitize.SanitizeHTML",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+c.SanitizeHTML.enabled = True  # nbconvert's preprocessors are off unless enabled
 c.ExportApp.plugin_class = "nbgrader.plugins.CsvExportPlugin"

@@ -11,6 +11,7 @@ run; every other grading test runs there with --trusted-submissions-no-sandbox.
 from __future__ import annotations
 
 import hashlib
+import html as html_lib
 import os
 import re
 import shutil
@@ -220,3 +221,26 @@ def test_a_cell_that_ignores_sigint_and_sigterm_is_killed_at_its_time_limit(batc
     got = scores(course, "a_signals")
     assert got["test_sop_pairs"] == 0 and got["test_pair_input_format"] == 1  # the cells before keep their points
     assert "ignored the interrupt" in autograded(course, "a_signals")
+
+
+def test_feedback_holds_no_solution_hidden_test_other_student_or_live_script(batch):
+    course, _, _ = batch
+    grading.feedback(course, ["nsp_sop"])
+    page = (course / "feedback/a_leak/nsp_sop/nsp_sop.html").read_text()
+    text = html_lib.unescape(page)
+    solution = nbformat.read(ROOT / "solutions/nsp_sop/nsp_sop.ipynb", as_version=4)
+    model_answer = [ln.strip() for c in solution.cells if c.cell_type == "markdown" and "Model answer" in c.source
+                    for ln in c.source.splitlines() if len(ln.strip()) > 25]
+    assert model_answer
+    hidden = [ln for c in solution.cells if "BEGIN HIDDEN TESTS" in c.source
+              for ln in c.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0].splitlines()
+              if len(ln.strip()) > 25]
+    assert hidden
+    assert "BLOCKED /etc/shadow" in autograded(course, "a_leak")
+    assert autograded(course, "a_leak").count("FileNotFoundError") >= 2  # solutions/, the other student's work
+    assert not [ln for ln in hidden if ln.strip() in text], "hidden test lines in the feedback"
+    assert not [ln for ln in model_answer if ln in text], "the model answer in the feedback"
+    assert HONEST_WORDS not in text
+    for planted in ("leak_html_9431", "leak_md_9431", "leak_raw_9431", "leak_js_9431"):
+        assert not re.search(r"<script[^>]*>[^<]*" + planted, page), planted
+    assert not re.search(r"<img[^>]*onerror", page) and 'href="javascript:' not in page

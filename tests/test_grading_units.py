@@ -210,6 +210,19 @@ def test_stored_scores_are_capped_at_their_maximum(tmp_path):
         assert len(check_scores(gb, fix=False)) == 1
 
 
+def test_feedback_redacts_quoted_secrets_and_disarms_script_links():
+    cell = nbformat.v4.new_code_cell(
+        "x = 1\n### BEGIN HIDDEN TESTS\nassert secret_function_of_the_tests(x) == 42\n### END HIDDEN TESTS\n",
+        metadata={"nbgrader": {"grade": True, "solution": False, "grade_id": "t", "points": 1}})
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                           text="ok\nassert secret_function_of_the_tests(x) == 42\n")]
+    md = nbformat.v4.new_markdown_cell("[x](javascript:alert(1)) [y]( JavaScript :alert(2))")
+    nb = nbformat.v4.new_notebook(cells=[cell, md])
+    nb, _ = preprocessors.RedactSecrets().preprocess(nb, {})
+    assert nb.cells[0].outputs[0].text == "ok\n" + preprocessors.REDACTED + "\n"
+    assert "javascript:" not in nb.cells[1].source.lower().replace(" ", "")
+
+
 def test_solved_sample_fills_every_answer_cell():
     root = grading.find_course(grading.__file__)
     release, solution = root / "exercises/nsp_sop/nsp_sop.ipynb", root / "solutions/nsp_sop/nsp_sop.ipynb"

@@ -7,13 +7,17 @@
   gets an error output that says why; nbgrader's SaveAutoGrades then gives it zero.
 * `HideHiddenTests` (feedback): the hidden tests are cut from the test cells, and a failed test's
   traceback (which quotes the failing lines) is replaced by its message.
+* `RedactSecrets` (feedback, before HideHiddenTests): no output line may quote a line of a hidden test or of
+  the solutions (a notebook can capture the cells it runs and print them).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
+from pathlib import Path
 
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
@@ -91,4 +95,58 @@ class HideHiddenTests(NbGraderPreprocessor):
             if output.get("output_type") == "error":
                 message = ANSI.sub("", str(output.get("evalue", ""))) or "a hidden test failed"
                 output.traceback = [f"{output.get('ename', 'Error')}: {message}"]
+        return cell, resources
+
+
+SOLUTION = re.compile(r"^[ \t]*#+[ \t]*BEGIN SOLUTION.*?^[ \t]*#+[ \t]*END SOLUTION[^\n]*\n?", re.S | re.M)
+SCRIPT_SCHEME = re.compile(r"\b(javascript|vbscript|data)\s*:", re.I)
+REDACTED = "[line removed by the autograder: it quotes a hidden test or the solutions]"
+
+
+def secret_lines(texts: list[str], minimum: int = 20) -> set[str]:
+    """The lines (stripped, at least `minimum` characters) of the hidden-test and solution regions of `texts`."""
+    lines = set()
+    for text in texts:
+        for region in HIDDEN.findall(text) + SOLUTION.findall(text):
+            lines.update(ln.strip() for ln in region.splitlines() if len(ln.strip()) >= minimum)
+    return {ln for ln in lines if "HIDDEN TESTS" not in ln and "SOLUTION" not in ln}
+
+
+def redact(text: str, secret: set[str]) -> str:
+    """`text` with every line that contains a secret line replaced by a note."""
+    if not secret or not isinstance(text, str):
+        return text
+    return "".join(REDACTED + ("\n" if line.endswith("\n") else "") if any(s in line for s in secret) else line
+                   for line in text.splitlines(keepends=True))
+
+
+class RedactSecrets(NbGraderPreprocessor):
+    """For feedback: remove every output line that quotes a hidden test or a solution line, and disarm links
+    that would run code (HTML and scripts are nbconvert's SanitizeHTML's, next in the list)."""
+
+    def preprocess(self, nb, resources):
+        texts = [c.source for c in nb.cells if _graded_code(c)]
+        info = resources.get("nbgrader", {})
+        root = Path(self.config.CourseDirectory.get("root", os.getcwd()))
+        source = root / self.config.CourseDirectory.get("source_directory", "source")
+        solution = source / str(info.get("assignment", "")) / f"{info.get('notebook', '')}.ipynb"
+        if info.get("assignment") and solution.is_file():
+            texts += [c.get("source", "") for c in json.loads(solution.read_text()).get("cells", [])]
+            texts = ["".join(t) if isinstance(t, list) else t for t in texts]
+        self.secret = secret_lines(texts)
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type in ("markdown", "raw"):  # links that run code: javascript:, vbscript:, data:
+            cell.source = SCRIPT_SCHEME.sub(r"\1-blocked:", cell.source)
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output.text = redact(output.text, self.secret)
+            if "evalue" in output:
+                output.evalue = redact(output.evalue, self.secret)
+            if "traceback" in output:
+                output.traceback = [redact(line, self.secret) for line in output.traceback]
+            for key, value in output.get("data", {}).items():
+                if isinstance(value, str):
+                    output.data[key] = redact(value, self.secret)
         return cell, resources
