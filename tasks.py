@@ -11,11 +11,13 @@ pyproject.toml and the Python version), so nothing is reinstalled unless one of 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import venv
 from pathlib import Path
 
@@ -28,6 +30,13 @@ INPUTS = ("requirements.txt", "constraints.txt", "pyproject.toml")
 # Offline by default: no model or data set is fetched from a hub during tests or the book build.
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"}
+# The live demos of the website run the course model in the reader's browser with onnxruntime-web, from the npm
+# registry (pinned, checked against the registry's sha512). Only the WebAssembly build goes into the site
+# (book/_ext/course_demos.py): ort.wasm.min.js, its loader module and the SIMD .wasm, about 14 MB.
+ORT_WEB_VERSION = "1.30.0"
+ORT_WEB_INTEGRITY = "sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3jL02Vb7QmRMDs1SigqR4CXAfKYQ=="
+ORT_WEB_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+WEB_RUNTIME = VENV / f"onnxruntime-web-{ORT_WEB_VERSION}"  # the files above, once fetched
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -49,6 +58,7 @@ def setup() -> None:
     if not PY.exists():
         print(f"creating {VENV}")
         venv.create(VENV, with_pip=True)
+    fetch_web_runtime()
     if STAMP.exists() and STAMP.read_text() == fingerprint():
         print("set-up: .venv is up to date")
         return
@@ -56,6 +66,41 @@ def setup() -> None:
     run(*pip, "-r", "requirements.txt", "-c", "constraints.txt")
     run(*pip, "--no-deps", "-e", ".")
     STAMP.write_text(fingerprint())
+
+
+def install_npm() -> bool:
+    """Debian's nodejs and npm, where npm is missing (only the set-up needs it, to fetch onnxruntime-web)."""
+    if shutil.which("npm"):
+        return True
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        run("apt-get", "update", "-qq", env=env)
+        run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "nodejs", "npm", env=env)
+        return True
+    print("note: npm is missing and cannot be installed here (Node.js: https://nodejs.org, or on Debian/Ubuntu "
+          "sudo apt-get install nodejs npm); the website's live demos need it to build, nothing else does.")
+    return False
+
+
+def fetch_web_runtime() -> bool:
+    """onnxruntime-web (pinned) from the npm registry into .venv/, once: the WebAssembly files the site needs."""
+    if all((WEB_RUNTIME / name).is_file() for name in ORT_WEB_FILES):
+        return True
+    if not install_npm():
+        return False
+    download = VENV / "npm-pack"
+    download.mkdir(parents=True, exist_ok=True)
+    run("npm", "pack", f"onnxruntime-web@{ORT_WEB_VERSION}", "--pack-destination", download, "--silent")
+    archive = download / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+    digest = "sha512-" + base64.b64encode(hashlib.sha512(archive.read_bytes()).digest()).decode()
+    if digest != ORT_WEB_INTEGRITY:
+        sys.exit(f"{archive} does not match the pinned onnxruntime-web {ORT_WEB_VERSION} ({digest}).")
+    WEB_RUNTIME.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tgz:
+        for member in [f"package/dist/{name}" for name in ORT_WEB_FILES] + ["package/package.json"]:
+            (WEB_RUNTIME / Path(member).name).write_bytes(tgz.extractfile(member).read())
+    shutil.rmtree(download)
+    return True
 
 
 def install_browser() -> None:

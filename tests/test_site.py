@@ -452,7 +452,8 @@ print("before the error")
 
 def make_site(root: Path, chapter: str) -> None:
     """A site in ``root`` with the course's own configuration and extension and one chapter."""
-    for name in ("_config.yml", "book/references.bib", "book/_ext/course_site.py", "book/_ext/course_fonts.py"):
+    for name in ("_config.yml", "book/references.bib", "book/_ext/course_site.py", "book/_ext/course_fonts.py",
+                 "book/_ext/course_demos.py", "book/_ext/static/course_demos.js", "book/_ext/static/course_demos.css"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, root / name)
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/index\nchapters:\n  - file: book/chapter\n")
