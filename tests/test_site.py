@@ -215,6 +215,14 @@ def open_page(browser, url: str, math_timeout_ms: int = 20000) -> tuple[object, 
 
 # Each run of CJK characters in the page's text gets a span of its own, so that the fonts that draw it can be
 # asked for that run alone (Latin text beside it is drawn by the theme's fonts, as it should be).
+SETTLED_FONTS = """async () => {
+  await document.fonts.ready;
+  await Promise.all([...document.fonts].filter(f => f.status === 'loading').map(f => f.loaded));
+  document.body.getBoundingClientRect();
+  await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+  await document.fonts.ready;
+}"""
+
 MARK_CJK = """(pattern) => {
   const cjk = new RegExp(pattern + '+', 'g');
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
@@ -247,9 +255,10 @@ def cjk_font_problems(page, limit: int = 5) -> list[str]:
     """Chinese text that is not drawn by the site's own web font, as Chromium itself reports the fonts it
     used for each run of CJK characters: a system font, or a missing glyph (the empty box) on a machine
     with no Chinese font."""
-    page.evaluate("() => document.fonts.ready")
     page.evaluate(MARK_CJK, course_fonts().CJK.pattern)
-    page.evaluate("() => document.fonts.ready")  # the web font loads once some text needs it
+    # The web font loads once some text needs it (font-display: swap draws the fallback until then); wait for
+    # every pending load, then for two frames, so the layout queried below is the one drawn after the swap.
+    page.evaluate(SETTLED_FONTS)
     cdp = page.context.new_cdp_session(page)
     cdp.send("DOM.enable")
     cdp.send("CSS.enable")
@@ -373,7 +382,7 @@ def test_the_web_font_is_small_and_covers_the_site(site):
 def test_chapter_offers_its_notebook_and_launch_buttons(browser, base_url, page_path):
     page, _ = open_page(browser, base_url + page_path + ".html")
     hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
-    install_shown = page.get_by_text("On Colab or Binder").first.is_visible()
+    install_shown = page.get_by_text("install bertlab and its Chinese font").first.is_visible()
     page.close()
     assert not install_shown, "the Colab install cell should be collapsed on the page: content first"
     notebook = [h for h in hrefs if h.startswith(base_url) and h.endswith(f"/_sources/{page_path}.ipynb")]
@@ -392,6 +401,15 @@ def test_chapter_offers_its_notebook_and_launch_buttons(browser, base_url, page_
 
 
 GLOSSARY_PAGE = "book/glossary"
+
+
+def test_the_glossary_is_in_alphabetical_order(site):
+    import html as html_lib
+
+    page = (site / f"{GLOSSARY_PAGE}.html").read_text(encoding="utf-8")
+    terms = [html_lib.unescape(re.sub(r"<[^>]+>", "", re.sub(r'<a class="headerlink".*?</a>', "", t))).strip()
+             for t in re.findall(r'<dt id="term-[^"]*">(.*?)</dt>', page, flags=re.S)]
+    assert len(terms) > 50 and terms == sorted(terms, key=str.lower), terms
 CHAPTER_GLOSSARY = """() => {
   const rows = [];
   for (const table of document.querySelectorAll('table')) {
