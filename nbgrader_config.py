@@ -22,6 +22,15 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+# Generating the student versions: links to the chapters become links to the published website first
+# (its address is html.baseurl in _config.yml), then nbgrader's own steps.
+from nbgrader.converters import GenerateAssignment  # noqa: E402
+
+c.GenerateAssignment.preprocessors = [
+    "bertlab.grading.preprocessors.PublishedLinks",
+    *GenerateAssignment.class_traits()["preprocessors"].default(),  # nbgrader's own list
+]
+
 # Autograding: a cell that runs longer than this is stopped (an infinite loop costs its cell, not the batch);
 # outputs are capped, so a notebook that prints a million lines stays readable.
 c.Execute.timeout = 60

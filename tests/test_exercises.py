@@ -105,3 +105,34 @@ def test_assignment_structure(name):
     assert total == sum(table), "the points table adds up"
     for cell in answers:
         assert SOLUTION_MARKERS.search(cell.source), "every answer cell has solution markers"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_student_notebooks_link_to_the_published_chapters(name):
+    """A student's copy travels (nbgrader exchange, a learning platform): its chapter links are absolute, at the
+    address set once in _config.yml, and name a page the site builds."""
+    from bertlab.grading.preprocessors import published_base
+
+    base = published_base(ROOT)
+    text = "\n".join(c.source for c in notebook("exercises", name).cells if c.cell_type == "markdown")
+    assert "../book/" not in text, f"exercises/{name} still links to a chapter by a relative path"
+    pages = re.findall(re.escape(base) + r"book/([\w-]+)\.html", text)
+    assert CHAPTERS[name] in pages, f"exercises/{name} does not link to its chapter at {base}"
+    assert all((ROOT / "book" / f"{page}.md").is_file() for page in pages)
+
+
+def test_chapter_links_are_rewritten_with_their_anchor_and_only_them():
+    from bertlab.grading.preprocessors import published_links
+
+    text = "[ch](../../book/masking.md#whole-word) [x](https://example.org/a.md) [y](../book/nsp_sop.md)"
+    assert published_links(text, "https://c.example/") == (
+        "[ch](https://c.example/book/masking.html#whole-word) [x](https://example.org/a.md) "
+        "[y](https://c.example/book/nsp_sop.html)")
+
+
+def test_a_course_without_a_published_address_is_told_where_to_set_it(tmp_path):
+    from bertlab.grading.preprocessors import published_base
+
+    (tmp_path / "_config.yml").write_text("title: x\n")
+    with pytest.raises(ValueError, match="html.baseurl"):
+        published_base(tmp_path)

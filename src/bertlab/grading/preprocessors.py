@@ -7,6 +7,9 @@
   gets an error output that says why; nbgrader's SaveAutoGrades then gives it zero.
 * `HideHiddenTests` (feedback): the hidden tests are cut from the test cells, and a failed test's
   traceback (which quotes the failing lines) is replaced by its message.
+* `PublishedLinks` (generate, first): links from a notebook to a chapter (``../../book/masking.md``) become
+  links to the published page (``<html.baseurl of _config.yml>book/masking.html``), so that they still work
+  once the notebook has left the repository (nbgrader exchange, a learning platform's copy).
 * `RedactSecrets` (feedback, before HideHiddenTests): no output line may quote a line of a hidden test or of
   the solutions (a notebook can capture the cells it runs and print them).
 """
@@ -30,12 +33,45 @@ HIDDEN = re.compile(r"^[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?^[ \t]*#+[ \t]*END HID
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+CHAPTER_LINK = re.compile(r"\]\((?:\.\./)+book/([\w-]+)\.md(#[\w-]*)?\)")
+
+
+def published_base(course: Path) -> str:
+    """The website's published address, from ``html.baseurl`` of the course's _config.yml (its one source)."""
+    import yaml
+
+    config = course / "_config.yml"
+    base = (yaml.safe_load(config.read_text()) or {}).get("html", {}).get("baseurl") if config.is_file() else None
+    if not base:
+        raise ValueError(f"no html.baseurl in {config}: set the published website's address there, so that the "
+                         "assignments can link to its chapters.")
+    return base if base.endswith("/") else base + "/"
+
+
+def published_links(text: str, base: str) -> str:
+    """Markdown links to chapter sources (``../../book/<page>.md#part``) -> links to the published pages."""
+    return CHAPTER_LINK.sub(lambda m: f"]({base}book/{m[1]}.html{m[2] or ''})", text)
+
+
 def _graded_code(cell: NotebookNode) -> bool:
     return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
 
 
 def _error(name: str, message: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=name, evalue=message, traceback=[f"{name}: {message}"])
+
+
+class PublishedLinks(NbGraderPreprocessor):
+    """Chapter links in markdown cells point to the published website (see `published_links`)."""
+
+    def preprocess(self, nb, resources):
+        self.base = published_base(Path(self.config.CourseDirectory.get("root", os.getcwd())))
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "markdown":
+            cell.source = published_links(cell.source, self.base)
+        return cell, resources
 
 
 class ArmTests(NbGraderPreprocessor):
