@@ -1,0 +1,60 @@
+"""bertlab declares what it imports: a fresh `pip install bertlab[...]` must not depend on what else happens to be
+installed."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+import tomllib
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(package: Path) -> set[str]:
+    """Top-level names of the absolute imports in every module of `package`."""
+    names = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def declared_distributions() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    return {canonicalize_name(Requirement(r).name) for r in requirements}
+
+
+def undeclared(modules: set[str], declared: set[str]) -> list[str]:
+    """The third-party modules among `modules` that no declared distribution provides."""
+    providers = packages_distributions()
+    missing = []
+    for module in sorted(modules - set(sys.stdlib_module_names) - {"bertlab"}):
+        distributions = {canonicalize_name(d) for d in providers.get(module, [module])}
+        if not distributions & declared:
+            missing.append(f"{module} (from {', '.join(sorted(distributions))})")
+    return missing
+
+
+def test_every_import_of_the_library_is_declared_in_pyproject():
+    missing = undeclared(imported_modules(ROOT / "src" / "bertlab"), declared_distributions())
+    assert not missing, f"imported by src/bertlab but declared nowhere in pyproject.toml: {missing}"
+
+
+def test_an_undeclared_import_is_caught(tmp_path):
+    (tmp_path / "m.py").write_text("import os\nimport numpy\nfrom yaml import safe_load\nfrom . import sibling\n")
+    assert undeclared(imported_modules(tmp_path), {"numpy"}) == ["yaml (from pyyaml)"]
+
+
+def test_every_package_data_pattern_matches_a_file():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bertlab"]
+    empty = [pattern for pattern in data if not any((ROOT / "src" / "bertlab").glob(pattern))]
+    assert not empty, f"package data in pyproject.toml that matches no file: {empty}"
