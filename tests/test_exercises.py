@@ -96,7 +96,7 @@ def test_assignment_structure(name):
     for cell in tests:
         grade_id = nbgrader_meta(cell)["grade_id"]
         assert nbgrader_meta(cell)["locked"], f"{grade_id} must be locked"
-        assert cell.source.rstrip().endswith(f'checks.passed("{grade_id}")'), (
+        assert re.search(rf'checks\.passed\("{grade_id}"(, shown=False)?\)$', cell.source.rstrip()), (
             f"{grade_id} must end with checks.passed: without its completion line a test earns nothing")
         assert 'checks = importlib.import_module("bertlab.grading.checks")' in cell.source
     total = sum(float(nbgrader_meta(c)["points"]) for c in tests + manual)
@@ -136,3 +136,22 @@ def test_a_course_without_a_published_address_is_told_where_to_set_it(tmp_path):
     (tmp_path / "_config.yml").write_text("title: x\n")
     with pytest.raises(ValueError, match="html.baseurl"):
         published_base(tmp_path)
+
+
+VISIBLE_CHECK = re.compile(r"^\s*(assert\b|checks\.(?!passed\b)\w+\()|^\s*with checks\.", re.M)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_a_cell_claims_a_pass_only_when_it_shows_tests(name):
+    """In the student's copy a test cell whose tests are all hidden checks nothing, so its last line must say so
+    (`shown=False`) instead of printing that the tests passed on a blank notebook."""
+    for cell in notebook("exercises", name).cells:
+        if not (nbgrader_meta(cell).get("grade") and cell.cell_type == "code"):
+            continue
+        body = cell.source.rsplit("checks.passed(", 1)[0]
+        shows_tests = bool(VISIBLE_CHECK.search(body))
+        claims_pass = "shown=False" not in cell.source.rsplit("checks.passed(", 1)[1]
+        assert shows_tests == claims_pass, (
+            f"exercises/{name}, {nbgrader_meta(cell)['grade_id']}: "
+            + ("it shows no test but its last line claims a pass: add shown=False" if claims_pass
+               else "it shows tests: drop shown=False"))

@@ -21,10 +21,10 @@ def checks():
     return importlib.import_module("bertlab.grading.checks")
 
 
-def call_passed(module, grade_id: str) -> None:
+def call_passed(module, grade_id: str, **kwargs) -> None:
     """Call passed() as a test cell does: with `checks` bound to the module in the caller's globals."""
     globals()["checks"] = module
-    module.passed(grade_id)
+    module.passed(grade_id, **kwargs)
 
 
 def test_own_work_catches_the_library_by_any_name(checks):
@@ -74,7 +74,9 @@ def test_rebinding_torch_or_bertlab_is_detected_and_passed_refuses(checks, monke
 
 def test_passed_prints_a_signed_line_under_the_autograder(checks, monkeypatch, capsys):
     call_passed(checks, "test_x")
-    assert capsys.readouterr().out.strip() == "test_x: every test in this cell passed"
+    assert capsys.readouterr().out.strip() == "test_x: the tests shown in this cell passed (the grader may run more)"
+    call_passed(checks, "test_x", shown=False)  # a cell whose tests are all hidden claims no pass
+    assert "passed" not in capsys.readouterr().out
     monkeypatch.setenv(KEY_VARIABLE, "k" * 32)
     call_passed(checks, "test_x")
     assert capsys.readouterr().out.strip() == f"{MARK} test_x {signature('test_x', 'k' * 32)}"

@@ -40,6 +40,7 @@ from . import integrity
 from .worker import REPLY
 
 CONFIG = "nbgrader_config.py"
+SITE_CONFIG = "_config.yml"  # the website's configuration: html.baseurl, where the chapters are published
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 # The environment of every nbgrader process: offline, one thread per process (several run side by side).
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
@@ -134,9 +135,11 @@ def _db_args(db_url: str | None) -> list[str]:
 
 
 def copy_course(course: Path, dest: Path) -> Path:
-    """A private course folder: the configuration and the sources (no student data, no gradebook)."""
+    """A private course folder: the configuration (nbgrader's, and the site's, which holds the published address
+    that the assignments link to) and the sources (no student data, no gradebook)."""
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(course / CONFIG, dest / CONFIG)
+    for name in (CONFIG, SITE_CONFIG):
+        shutil.copy2(course / name, dest / name)
     shutil.copytree(course / "solutions", dest / "solutions", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     return dest
 
