@@ -113,6 +113,24 @@ def test_verify_tests_ran_keeps_signed_cells_and_fails_the_others(monkeypatch):
     assert forged.outputs[-1].ename == "TestIncomplete" and silent.outputs[-1].ename == "TestIncomplete"
 
 
+def test_a_warning_costs_no_points_when_the_tests_ran_to_their_end(monkeypatch):
+    from nbgrader.utils import determine_grade
+
+    monkeypatch.setenv(KEY_VARIABLE, "secret")
+    line = f"{MARK} t1 {signature('t1', 'secret')}\n"
+    warning = "UserWarning: the given NumPy array is not writable\n"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [grade_cell("x", [nbformat.v4.new_output("stream", name="stderr", text=warning),
+                                 nbformat.v4.new_output("stream", name="stdout", text=line)]),
+                grade_cell("y", [nbformat.v4.new_output("stream", name="stderr", text=warning)])]
+    assert determine_grade(nb.cells[0])[0] == 0  # what nbgrader would do with the warning left on stderr
+    nb, _ = preprocessors.VerifyTestsRan().preprocess(nb, {})
+    passed, stopped = nb.cells
+    assert determine_grade(passed)[0] == 1 and "no points lost" in passed.outputs[0].text
+    assert warning in passed.outputs[0].text
+    assert determine_grade(stopped)[0] == 0  # no completion line: the stderr stays, and the cell fails
+
+
 def test_hide_hidden_tests_removes_the_region_and_the_traceback():
     source = "visible()\n### BEGIN HIDDEN TESTS\nsecret_check(42)\n### END HIDDEN TESTS\nchecks.passed('t1')"
     error = nbformat.v4.new_output("error", ename="AssertionError", evalue="labels are wrong",

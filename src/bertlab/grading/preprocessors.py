@@ -4,7 +4,8 @@
 * `VerifyTestsRan` (autograde, right after Execute): a test cell keeps its points only if its last line,
   ``checks.passed(grade_id)``, printed the line signed with that key. A cell that the notebook emptied,
   rewrote, or whose errors it swallowed (IPython hooks, a fake ``checks`` module) never prints it, and
-  gets an error output that says why; nbgrader's SaveAutoGrades then gives it zero.
+  gets an error output that says why; nbgrader's SaveAutoGrades then gives it zero. In a cell that did print
+  it, stderr (a library's warning) becomes ordinary output with a note, since nbgrader scores any stderr as 0.
 * `HideHiddenTests` (feedback): the hidden tests are cut from the test cells, and a failed test's
   traceback (which quotes the failing lines) is replaced by its message.
 * `PublishedLinks` (generate, first): links from a notebook to a chapter (``../../book/masking.md``) become
@@ -91,6 +92,8 @@ class VerifyTestsRan(NbGraderPreprocessor):
         "in an earlier line, or the notebook changes how cells run (IPython hooks, rebinding import machinery)."
     ).tag(config=True)
 
+    warned = Unicode("[printed to stderr while the tests passed, e.g. a warning: no points lost]\n").tag(config=True)
+
     def preprocess(self, nb, resources):
         self.key = os.environ.get(KEY_VARIABLE, "")
         return super().preprocess(nb, resources)
@@ -116,6 +119,10 @@ class VerifyTestsRan(NbGraderPreprocessor):
             outputs.append(output)
         if self.key and not found and not any(o.get("output_type") == "error" for o in outputs):
             outputs.append(_error("TestIncomplete", self.reason))
+        if found:  # the tests ran to their end: what went to stderr was a warning, and nbgrader would score it 0
+            for output in outputs:
+                if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    output.name, output.text = "stdout", self.warned + output.text
         cell.outputs = outputs
         return cell, resources
 
