@@ -228,6 +228,17 @@ def test_solutions_earn_full_marks(graded, name):
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_every_cell_of_a_solved_notebook_runs(graded, name):
+    """Not only the graded cells: a demonstration cell that fails after the tests (say, because a test cell rebound
+    a name it uses) looks to every student like a bug in their own work."""
+    course, _ = graded
+    nb = nbformat.read(course / "autograded" / "solved" / name / f"{name}.ipynb", as_version=4)
+    failed = [(i, o.get("ename")) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not failed, f"{name}: cells that raised when the solved notebook ran: {failed}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_blank_student_versions_earn_zero(graded, name):
     course, _ = graded
     scores = cell_scores(course, "blank", name)
