@@ -155,3 +155,24 @@ def test_a_cell_claims_a_pass_only_when_it_shows_tests(name):
             f"exercises/{name}, {nbgrader_meta(cell)['grade_id']}: "
             + ("it shows no test but its last line claims a pass: add shown=False" if claims_pass
                else "it shows tests: drop shown=False"))
+
+
+@pytest.mark.parametrize("grade_id", ["test_nsp_pairs", "test_sop_pairs"])
+def test_a_correct_pair_sampler_fails_the_rate_check_by_chance_below_one_in_a_million(grade_id):
+    """The hidden rate check draws a fair coin per pair: with n pairs and tolerance t, a correct solution fails with
+    probability P(|Binomial(n, 1/2) / n - 1/2| > t); a sampler at rate 0.3 must still fail (nearly) always."""
+    from scipy.stats import binom
+
+    cell = next(c for c in notebook("solutions", "nsp_sop").cells if nbgrader_meta(c).get("grade_id") == grade_id)
+    hidden = HIDDEN.findall(cell.source)[0]
+    namespace: dict = {}
+    exec(cell.source.split("docs = toy_documents()")[0].split("checks = importlib")[1].split("\n", 1)[1], namespace)
+    documents = re.search(r"docs = toy_documents\(num_documents=(\d+), seed=(\d+)\)", hidden)
+    tolerance = float(re.search(r"check_rate\([^\n]*, 0\.5, ([\d.]+),", hidden)[1])
+    n = sum(len(d) - 1 for d in namespace["toy_documents"](int(documents[1]), int(documents[2])))
+
+    def passes(rate: float) -> float:
+        return sum(binom.pmf(k, n, rate) for k in range(n + 1) if abs(k / n - 0.5) <= tolerance)
+
+    assert 1 - passes(0.5) < 1e-6, f"{grade_id}: {n} pairs fail a correct solution with p = {1 - passes(0.5):.1e}"
+    assert passes(0.3) < 1e-6, f"{grade_id}: a sampler at rate 0.3 would pass"
