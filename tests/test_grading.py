@@ -44,6 +44,17 @@ def replace_chosen(input_ids, chosen, *, vocab_size, mask_token_id, special_toke
     masked[chosen] = mask_token_id  # always [MASK]
     return masked, labels
 '''}, {"test_mask_tokens_80_10_10"}),
+    "random_specials": ("masking", {"replace_chosen": '''
+def replace_chosen(input_ids, chosen, *, vocab_size, mask_token_id, special_token_ids, generator=None):
+    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
+    action = torch.rand(input_ids.shape, generator=generator)
+    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator)  # special tokens too
+    masked = input_ids.clone()
+    masked[chosen & (action < 0.8)] = mask_token_id
+    to_random = chosen & (action >= 0.8) & (action < 0.9)
+    masked[to_random] = random_ids[to_random]
+    return masked, labels
+'''}, {"test_mask_tokens_80_10_10"}),
     "labels_everywhere": ("masking", {"replace_chosen": '''
 def replace_chosen(input_ids, chosen, *, vocab_size, mask_token_id, special_token_ids, generator=None):
     action = torch.rand(input_ids.shape, generator=generator)
