@@ -66,12 +66,13 @@ def test_the_shipped_curves_are_what_the_shipped_model_gives():
     assert again["test"] == pytest.approx(smallest["test"], abs=0.02)
 
 
-def test_the_shipped_curves_chose_on_validation_and_cover_every_point():
+@pytest.mark.parametrize("name", ["learning_curves", "pretraining_compute", "transfer_curves"])
+def test_the_shipped_curves_chose_on_validation_and_cover_every_point(name):
     """Every (task, start, N) has a point per seed, all at the learning rate that won on validation in the grid
     (the test scores played no part), and a baseline per seed."""
     from bertlab.experiments import load_results
 
-    results = load_results("learning_curves")
+    results = load_results(name)
     plan = results["plan"]
     for task in plan["tasks"]:
         for start in plan["starts"]:
@@ -119,3 +120,20 @@ def test_the_sweep_starts_from_stage1_stacked_and_counts_compute(tmp_path):
     zero, half, full = (pretraining_compute(s) for s in (0, COURSE["max_steps"] // 2, COURSE["max_steps"]))
     assert 0 < zero["fraction"] < half["fraction"] < full["fraction"] == 1.0
     assert zero["token_layers_millions"] < half["token_layers_millions"] < full["token_layers_millions"]
+
+
+def test_the_sweep_measures_every_checkpoint_against_the_same_random_runs():
+    """The compute sweep: the course model's learning rate, its own points identical to the learning curves'
+    (the same runs), and checkpoints ordered by compute, the last being the whole budget."""
+    from bertlab.experiments import load_results
+    from bertlab.learning_curves import SWEEP_TASKS
+
+    sweep, curves = load_results("pretraining_compute"), load_results("learning_curves")
+    chosen = {r["learning_rate"] for r in curves["points"] if r["start"] == "course" and r["task"] in SWEEP_TASKS}
+    assert set(sweep["plan"]["learning_rates"]) == chosen
+    shared = {(r["task"], r["start"], r["n"], r["seed"]): r["test"] for r in curves["points"]}
+    for run in sweep["points"]:
+        if run["start"] in ("course", "random"):
+            assert run["test"] == shared[(run["task"], run["start"], run["n"], run["seed"])]
+    fractions = [c["fraction"] for c in sweep["checkpoints"].values()]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) >= 3
