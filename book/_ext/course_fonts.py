@@ -33,6 +33,7 @@ STYLESHEET = f"""/* The course font for Chinese (book/_ext/course_fonts.py): aft
 @font-face {{
   font-family: "{FAMILY}";
   src: url("{FONT_FILE}") format("woff");
+  font-weight: 100 900;  /* one face for every weight: bold text (table headers) uses it too */
   font-display: swap;
 }}
 html:root {{
@@ -93,5 +94,8 @@ def write_web_font(app: Any, exception: Exception | None) -> None:
 
 def setup(app: Any) -> dict[str, Any]:
     app.add_css_file(CSS_FILE)
+    # Fetched with the page, before the first layout: no Chinese is shaped with a fallback font first (Chromium
+    # could keep that fallback for bold text after the web font arrived, drawing empty boxes).
+    app.add_css_file(FONT_FILE, rel="preload", **{"as": "font", "type": "font/woff", "crossorigin": "anonymous"})
     app.connect("build-finished", write_web_font)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
