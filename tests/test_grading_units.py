@@ -260,3 +260,22 @@ def test_library_named_tuples_are_not_taken_for_notebook_code(checks):
     namespace: dict = {}
     exec("def __new__(cls):\n    return None", namespace)  # the same name, compiled by notebook code
     assert checks._notebook_code(namespace["__new__"])
+
+
+@pytest.mark.parametrize("prefix", ["/tmp/course/.venv", "/home/teacher/course/.venv"])
+def test_no_sandbox_mount_hides_the_python_that_runs_the_kernel(prefix, monkeypatch, tmp_path):
+    """A course cloned into /tmp or a home folder: its venv must stay visible in the sandbox, so no tmpfs may be
+    mounted over a bind after it (the kernel then died before replying, and every submission scored 0)."""
+    from bertlab.grading import sandbox
+
+    monkeypatch.setattr(sandbox.sys, "prefix", prefix)
+    monkeypatch.setattr(sandbox.sys, "exec_prefix", prefix)
+    settings = sandbox.Settings(root=str(tmp_path), library=str(tmp_path / "library"), memory_mb=1024,
+                                processes=64, env={})
+    args = sandbox._bwrap(settings, None)
+    binds = [(i, args[i + 2]) for i, a in enumerate(args) if a in ("--ro-bind", "--bind")]
+    assert prefix in [target for _, target in binds]
+    for i, target in binds:
+        hidden = [args[j + 1] for j in range(i + 1, len(args) - 1) if args[j] == "--tmpfs"
+                  and (target + "/").startswith(args[j + 1].rstrip("/") + "/")]
+        assert not hidden, f"{target} is bound, then hidden by a tmpfs on {hidden}"

@@ -133,9 +133,11 @@ def _bwrap(settings: Settings, folder: Path | None) -> list[str]:
             "--unshare-cgroup-try", "--hostname", "sandbox"]
     if os.geteuid() != 0:
         args += ["--unshare-user", "--uid", str(UID), "--gid", str(UID)]
-    mounts = _system_binds()
-    mounts += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "0755",
-               "--tmpfs", "/home", "--ro-bind", settings.library, LIBRARY]
+    # The empty file systems first, the binds on top: a venv or Python under /tmp or /home (a course cloned
+    # into /tmp) stays visible instead of being hidden by a tmpfs mounted after it.
+    mounts = ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "0755",
+              "--tmpfs", "/home"]
+    mounts += _system_binds() + ["--ro-bind", settings.library, LIBRARY]
     if folder is not None:
         mounts += ["--bind", str(folder), str(folder), "--bind", str(folder / "home"), HOME]
     args += _with_parents(mounts)
