@@ -28,6 +28,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
+from .course import SITE_CONFIG
 from .signing import KEY_VARIABLE, MARK, signature
 
 HIDDEN = re.compile(r"^[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?^[ \t]*#+[ \t]*END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
@@ -38,10 +39,10 @@ CHAPTER_LINK = re.compile(r"\]\((?:\.\./)+book/([\w-]+)\.md(#[\w-]*)?\)")
 
 
 def published_base(course: Path) -> str:
-    """The website's published address, from ``html.baseurl`` of the course's _config.yml (its one source)."""
+    """The website's published address, from ``html.baseurl`` of the course's SITE_CONFIG (its one source)."""
     import yaml
 
-    config = course / "_config.yml"
+    config = course / SITE_CONFIG
     base = (yaml.safe_load(config.read_text()) or {}).get("html", {}).get("baseurl") if config.is_file() else None
     if not base:
         raise ValueError(f"no html.baseurl in {config}: set the published website's address there, so that the "
