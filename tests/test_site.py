@@ -470,10 +470,11 @@ print("before the error")
 
 def make_site(root: Path, chapter: str) -> None:
     """A site in ``root`` with the course's own configuration and extension and one chapter."""
-    for name in ("_config.yml", "book/references.bib", "book/_ext/course_site.py", "book/_ext/course_fonts.py",
-                 "book/_ext/course_demos.py", "book/_ext/static/course_demos.js", "book/_ext/static/course_demos.css"):
+    for name in ("_config.yml", "book/references.bib"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "book" / "_ext", root / "book" / "_ext",  # every extension _config.yml names
+                    ignore=shutil.ignore_patterns("__pycache__"))
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/index\nchapters:\n  - file: book/chapter\n")
     (root / "book" / "index.md").write_text("# Index\n\nA site with one chapter.\n")
     (root / "book" / "chapter.md").write_text(chapter)

@@ -1,0 +1,111 @@
+"""Chapters show a graded piece's interface, never the library's code for it (book/_ext/course_interfaces.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from bertlab.grading.checks import FORBIDDEN
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "book").glob("*.md"))
+INCLUDE = re.compile(r"```\{literalinclude\} \.\./src/bertlab/([\w/]+\.py)\n((?::\w+:.*\n)*)```")
+INTERFACE = re.compile(r"```\{interface\} ([\w.]+)\n```")
+
+PLANTED = '''
+import functools
+
+
+@functools.cache
+def graded(
+    x: int,
+    y: int = 2,
+) -> int:
+    """What graded does."""
+    secret = x * y  # the solution line
+    return secret
+
+
+class Head:
+    """A head."""
+
+    size = 3
+
+    def __init__(self, n):
+        self.n = n  # the solution line
+
+    def forward(self, x):
+        """Scores."""
+        return x * self.n  # the solution line
+'''
+
+
+def course_interfaces():
+    spec = importlib.util.spec_from_file_location("course_interfaces", ROOT / "book" / "_ext" / "course_interfaces.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def graded_targets() -> set[str]:
+    """What the assignments grade, as bertlab files ("masking.py") or file:object ("heads.py:BertPooler")."""
+    return {target for targets in FORBIDDEN.values() for target in targets}
+
+
+def shown_code(chapter: str) -> list[str]:
+    """The library code a chapter includes, as "file.py" (the whole file) or "file.py:Object"."""
+    shown = []
+    for path, options in INCLUDE.findall(chapter):
+        name = Path(path).name
+        pyobject = re.search(r":pyobject: ([\w.]+)", options)
+        shown.append(f"{name}:{pyobject[1].split('.')[0]}" if pyobject else name)
+    return shown
+
+
+def graded_code_shown(chapter: str) -> list[str]:
+    graded = graded_targets()
+    return [item for item in shown_code(chapter) if item in graded or item.split(":")[0] in graded]
+
+
+def test_an_interface_has_the_signatures_and_docstrings_but_no_body():
+    interfaces = course_interfaces()
+    function = interfaces.interface_text(PLANTED, "graded")
+    assert function.splitlines()[:5] == ["@functools.cache", "def graded(", "    x: int,", "    y: int = 2,",
+                                         ") -> int:"]
+    assert '"""What graded does."""' in function and interfaces.BODY in function
+    head = interfaces.interface_text(PLANTED, "Head")
+    assert '"""A head."""' in head and "def __init__(self, n):" in head and '"""Scores."""' in head
+    method = interfaces.interface_text(PLANTED, "Head.forward")
+    assert method.startswith("def forward(self, x):")  # dedented
+    for text in (function, head, method):
+        assert "solution line" not in text
+    with pytest.raises(ValueError, match="no function or class 'Head.backward'"):
+        interfaces.interface_text(PLANTED, "Head.backward")
+
+
+def test_the_check_finds_graded_code_shown_in_a_chapter():
+    planted = ("```{literalinclude} ../src/bertlab/masking.py\n:pyobject: mask_tokens\n:language: python\n```\n"
+               "```{literalinclude} ../src/bertlab/heads.py\n:pyobject: BertForTokenClassification.forward\n"
+               ":language: python\n```\n"
+               "```{literalinclude} ../src/bertlab/model.py\n:pyobject: BertEmbeddings\n:language: python\n```\n")
+    assert graded_code_shown(planted) == ["masking.py:mask_tokens", "heads.py:BertForTokenClassification"]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_no_chapter_shows_the_code_of_a_graded_piece(chapter):
+    shown = graded_code_shown(chapter.read_text(encoding="utf-8"))
+    assert not shown, (f"{chapter.name} includes the library's code for graded pieces {shown}: a student could "
+                       "retype it. Show the interface instead: ```{interface} bertlab.<module>.<name>```")
+
+
+def test_every_interface_in_the_chapters_resolves_and_hides_the_body():
+    interfaces = course_interfaces()
+    targets = [t for chapter in CHAPTERS for t in INTERFACE.findall(chapter.read_text(encoding="utf-8"))]
+    assert len(targets) >= 10
+    for target in targets:
+        text = interfaces.interface_text(*interfaces.resolve(target))
+        assert text.count(interfaces.BODY) >= 1, target
+        assert not re.search(r"^\s*(return|raise|if|for|while|self\.\w+ =)\b", text, re.M), (target, text)
