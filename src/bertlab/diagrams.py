@@ -129,8 +129,7 @@ def mlm_head(tokens: Sequence[str], position: int, candidates: Sequence[tuple[st
     bars.set_xlabel("probability")
     bars.legend(loc="upper left", bbox_to_anchor=(0, -0.16), ncol=2, fontsize=9)
     p = probs.get(target)
-    loss = f"= {-math.log(p):.2f}" if p else ""
-    bars.set_title(f"cross-entropy = −log p({target}) {loss}", fontsize=11.5)
+    bars.set_title(f"cross-entropy = −log p({target})" + (f" = {-math.log(p):.2f}" if p else ""), fontsize=11.5)
     fig.tight_layout()
     return fig
 
