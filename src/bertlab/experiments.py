@@ -3,6 +3,7 @@
     python -m bertlab.experiments pretrain   # MLM only, MLM + NSP, MLM + SOP: same data, budget and seed
     python -m bertlab.experiments stage1     # the MLM + SOP run trained on to 6,000 steps: the course model's stage 1
     python -m bertlab.experiments course     # the course model: stage 1 stacked to 4 layers, trained on more text
+    python -m bertlab.experiments stage3     # the course model trained on, same data (not shipped; for the sweep)
     python -m bertlab.experiments minilm     # all-MiniLM-L6-v2's layers with new Chinese embeddings (not shipped)
     python -m bertlab.experiments export     # the four final checkpoints -> bertlab/assets
     python -m bertlab.experiments evaluate   # held-out MLM, NSP and SOP accuracy of each -> results/pair_tasks.json
@@ -66,6 +67,10 @@ STAGE1_STEPS = 6000
 COURSE = dict(preset="course", task="sop", corpus="peoples_daily+reviews", init_from=str(STAGE1), max_steps=5000,
               batch_size=32, max_length=128, learning_rate=1e-3, eval_every=500, eval_batches=16, save_every=500,
               log_every=50, seed=0)
+# More pretraining compute for the sweep of `python -m bertlab.learning_curves --sweep`: the shipped course model
+# trained on with the same data and sequences for 8,000 more steps, a fresh schedule at half the peak rate.
+STAGE3 = dict(COURSE, init_from=str(ASSETS / "course_model"), max_steps=8000, learning_rate=5e-4, eval_every=1000,
+              log_every=100, seed=1)
 # A real pretrained encoder adapted to Chinese (Artetxe et al. 2020): the bundled English all-MiniLM-L6-v2's layers,
 # frozen, with new token embeddings for the course tokenizer learned by masked LM on the same unlabelled text.
 MINILM = dict(task="none", corpus="peoples_daily+reviews", max_steps=1000, batch_size=32, max_length=64,
@@ -148,6 +153,11 @@ def train_in_pieces(run_dir: Path, command: str, settings: Mapping[str, Any], **
 def train_course_model(runs_dir: Path, command: str, **overrides: Any) -> float:
     """Stage 2 of the course model, in runs_dir/course."""
     return train_in_pieces(runs_dir / "course", command, COURSE, **overrides)
+
+
+def train_stage3(runs_dir: Path, command: str, **overrides: Any) -> float:
+    """The course model trained on (STAGE3), in runs_dir/stage3."""
+    return train_in_pieces(runs_dir / "stage3", command, STAGE3, **overrides)
 
 
 def train_minilm_transfer(runs_dir: Path, command: str, **overrides: Any) -> float:
@@ -294,8 +304,8 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bertlab.experiments", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("pretrain", "stage1", "course", "minilm", "export", "evaluate", "finetune",
-                                         "finetuned", "all"))
+    parser.add_argument("step", choices=("pretrain", "stage1", "course", "stage3", "minilm", "export", "evaluate",
+                                         "finetune", "finetuned", "all"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"), help="where the runs are written")
     parser.add_argument("--pretrain-steps", type=int, default=PRETRAIN["max_steps"])
     parser.add_argument("--skip-done", action="store_true",
@@ -304,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=PAIR_TASKS, help="pretrain one of the three models (run them side by side)")
     parser.add_argument("--course-steps", type=int, default=COURSE["max_steps"])
     parser.add_argument("--stop-at", "--course-stop-at", dest="stop_at", type=int,
-                        help="course, minilm: end this piece at this step (the same command resumes it later)")
+                        help="course, stage3, minilm: end this piece at this step (the same command resumes it)")
     parser.add_argument("--finetune-steps", type=int, default=FINETUNE["max_steps"])
     args = parser.parse_args(argv)
     command = "python -m bertlab.experiments " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -320,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif step == "course":
             print(train_course_model(args.runs_dir, command, max_steps=args.course_steps,
                                      stop_at_step=args.stop_at))
+        elif step == "stage3":
+            print(train_stage3(args.runs_dir, command, stop_at_step=args.stop_at))
         elif step == "minilm":
             print(train_minilm_transfer(args.runs_dir, command, stop_at_step=args.stop_at))
         elif step == "export":
