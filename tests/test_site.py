@@ -468,6 +468,30 @@ print("before the error")
 """
 
 
+@pytest.mark.parametrize("page_path", NOTEBOOKS)
+def test_chapter_practice_opens_its_solutions_and_judges_its_quiz(browser, base_url, page_path):
+    """Each chapter ends with 3-5 exercises whose solutions open on a click, and a quiz of 4-6 questions
+    that judges an answer in the page (sphinx-exercise, jupyterquiz)."""
+    page, problems = open_page(browser, base_url + page_path + ".html")
+    exercises, solutions = page.locator(".exercise"), page.locator(".solution")
+    assert 3 <= exercises.count() <= 5 and solutions.count() == exercises.count(), page_path
+    assert 4 <= page.locator(".MultipleChoiceQn").count() <= 6, page_path
+    hidden = solutions.first.locator(".cell, p:not(.admonition-title)").first
+    assert not hidden.is_visible(), "a solution is shown before the reader asks for it"
+    solutions.first.locator(".toggle-button").click()
+    hidden.wait_for(state="visible", timeout=3000)
+    quiz = page.locator(".Quiz").first
+    feedback = quiz.locator(".Feedback").first
+    wrong, right = quiz.locator(".MCButton[data-correct='false']").first, quiz.locator(".MCButton[data-correct='true']")
+    wrong.click()
+    assert "incorrectButton" in wrong.get_attribute("class") and feedback.inner_text().strip()
+    right.first.click()
+    assert "correctButton" in right.first.get_attribute("class")
+    assert feedback.inner_text().strip() == right.first.get_attribute("data-feedback")
+    page.close()
+    assert not problems, "\n".join(problems)
+
+
 def make_site(root: Path, chapter: str) -> None:
     """A site in ``root`` with the course's own configuration and extension and one chapter."""
     for name in ("_config.yml", "book/references.bib"):
