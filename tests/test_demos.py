@@ -170,7 +170,14 @@ def test_attention_demo_matches_bertlab(browser, demo_url, tokenizer):  # noqa: 
     text = "这本书很好看，推荐！"  # "This book is a very good read, recommended!"
     result = run_demo(page, "attention", text)
     maps = page.locator('.course-demo[data-demo="attention"] canvas').count()
+    # The tokens label both axes: the strips left of and above the map hold drawn pixels, the corner none.
+    inked = page.evaluate("""() => {
+      const c = document.querySelector('.course-demo[data-demo="attention"] canvas'), m = 30, ctx = c.getContext('2d');
+      const ink = (x, y, w, h) => ctx.getImageData(x, y, w, h).data.filter((v, k) => k % 4 === 3 && v > 0).length;
+      return {left: ink(0, m, m, c.height - m), top: ink(m, 0, c.width - m, m), corner: ink(0, 0, m - 4, m - 4)};
+    }""")
     page.close()
+    assert inked["left"] > 50 and inked["top"] > 50 and inked["corner"] == 0, inked
     assert not problems, problems
     ids = torch.tensor([tokenizer(text)["input_ids"]])
     with torch.no_grad():

@@ -339,16 +339,35 @@
   }
 
   // ---- attention viewer ---------------------------------------------------------------------------------------
-  function drawMap(canvas, data, offset, T) {
-    const size = canvas.width, cell = size / T, ctx = canvas.getContext("2d");
-    ctx.clearRect(0, 0, size, size);
+  const MAP_MARGIN = 30; // canvas pixels left of and above the map, for the tokens' labels
+
+  /** [CLS] -> C, [SEP] -> S, [MASK] -> M: a special token's label fits one cell. */
+  function axisLabel(token) {
+    return /^\[[A-Z]+\]$/.test(token) ? token[1] : token;
+  }
+
+  /** Attention weights as a T x T map (rows: query, columns: key), the tokens along both axes. */
+  function drawMap(canvas, data, offset, tokens) {
+    const T = tokens.length, cell = (canvas.width - MAP_MARGIN) / T, ctx = canvas.getContext("2d");
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
     for (let i = 0; i < T; i++) {
       for (let j = 0; j < T; j++) {
         const w = data[offset + i * T + j];
         ctx.fillStyle = `rgba(31, 119, 180, ${w.toFixed(3)})`;
-        ctx.fillRect(j * cell, i * cell, Math.ceil(cell), Math.ceil(cell));
+        ctx.fillRect(MAP_MARGIN + j * cell, MAP_MARGIN + i * cell, Math.ceil(cell), Math.ceil(cell));
       }
     }
+    ctx.fillStyle = "#333";
+    ctx.font = `${Math.max(7, Math.min(13, cell * 0.8))}px "Course CJK", sans-serif`;
+    tokens.forEach((token, k) => {
+      const middle = MAP_MARGIN + (k + 0.5) * cell;
+      ctx.textAlign = "right";
+      ctx.textBaseline = "middle";
+      ctx.fillText(axisLabel(token), MAP_MARGIN - 3, middle); // the query token of row k
+      ctx.textAlign = "center";
+      ctx.textBaseline = "bottom";
+      ctx.fillText(axisLabel(token), middle, MAP_MARGIN - 3); // the key token of column k
+    });
   }
 
   async function attention(box, text) {
@@ -361,14 +380,15 @@
     for (let l = 0; l < L; l++) {
       for (let h = 0; h < N; h++) {
         const offset = ((l * N) + h) * T * T;
-        const canvas = el("canvas", {width: "200", height: "200", class: "course-demo-map",
+        const canvas = el("canvas", {width: "230", height: "230", class: "course-demo-map",
           "aria-label": `attention of layer ${l + 1}, head ${h + 1}`});
-        drawMap(canvas, attentions, offset, T);
+        drawMap(canvas, attentions, offset, tokens);
         const caption = el("figcaption", {}, `layer ${l + 1}, head ${h + 1}`);
         canvas.addEventListener("mousemove", (e) => {
-          const rect = canvas.getBoundingClientRect();
-          const i = Math.min(T - 1, Math.floor((e.clientY - rect.top) / rect.height * T));
-          const j = Math.min(T - 1, Math.floor((e.clientX - rect.left) / rect.width * T));
+          const rect = canvas.getBoundingClientRect(), scale = canvas.width / rect.width;
+          const at = (pixels) => Math.floor((pixels * scale - MAP_MARGIN) / ((canvas.width - MAP_MARGIN) / T));
+          const i = at(e.clientY - rect.top), j = at(e.clientX - rect.left);
+          if (i < 0 || j < 0 || i >= T || j >= T) return; // over the labels
           caption.textContent = `layer ${l + 1}, head ${h + 1}: ${tokens[i]} → ${tokens[j]} ` +
             attentions[offset + i * T + j].toFixed(2);
         });
@@ -377,7 +397,7 @@
     }
     box.querySelector(".course-demo-output").replaceChildren(
       el("p", {class: "course-demo-sentence"}, "tokens (rows: the query token attending; columns: the key token " +
-        "attended to; darker = more weight): ", el("span", {}, tokens.join(" "))), grid);
+        "attended to; darker = more weight; C = [CLS], S = [SEP]): ", el("span", {}, tokens.join(" "))), grid);
     results.attention = {text, ids, L, N, T, attentions: Array.from(attentions)};
     status(box, `${L} layers × ${N} heads, ${T} tokens`, "done");
   }
