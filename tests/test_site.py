@@ -366,6 +366,21 @@ def test_the_font_check_catches_chinese_the_site_font_lacks(browser, site, tmp_p
     assert len(bare) == 2 and "'微调'" in bare[0] and "'预训练'" in bare[1], bare
 
 
+@pytest.mark.parametrize("page_path", PAGES)
+def test_the_font_preload_fetches_the_url_the_stylesheet_uses(site, page_path):
+    """A preload is only used if its URL is exactly the one @font-face asks for: with Sphinx's ?v= query
+    added to one of them, the browser fetches the font twice and lays out the page before it arrives."""
+    page = SITE / f"{page_path}.html"
+    text = page.read_text(encoding="utf-8")
+    preloads = re.findall(r'<link[^>]*rel="preload"[^>]*as="font"[^>]*>', text)
+    assert len(preloads) == 1, f"{page_path}: {preloads}"
+    href = re.search(r'href="([^"]+)"', preloads[0])[1]
+    stylesheet = re.search(r'href="([^"]*course-cjk\.css)(\?[^"]*)?"', text)[1]
+    css = (page.parent / stylesheet).resolve()
+    font_url = re.search(r'url\("([^"]+)"\)', css.read_text(encoding="utf-8"))[1]
+    assert (page.parent / href).resolve() == (css.parent / font_url).resolve() and "?" not in href, (href, font_url)
+
+
 def test_the_web_font_is_small_and_covers_the_site(site):
     from fontTools.ttLib import TTFont
 

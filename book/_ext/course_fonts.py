@@ -92,10 +92,20 @@ def write_web_font(app: Any, exception: Exception | None) -> None:
     (static / CSS_FILE).write_text(STYLESHEET, encoding="utf-8")
 
 
+def preload_font(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """Fetch the font with the page, before the first layout, so that no Chinese is shaped with a fallback font
+    first (Chromium could keep that fallback for bold text after the web font arrived, drawing empty boxes).
+
+    The link is written here, not with ``add_css_file``: Sphinx appends ``?v=<checksum>`` to a static file that
+    exists when the page is written (any rebuild), and a preload whose URL differs from the stylesheet's
+    ``url(...)`` by that query is fetched for nothing, while the page waits for the font all the same."""
+    href = context["pathto"](f"_static/{FONT_FILE}", 1)
+    link = f'<link rel="preload" href="{href}" as="font" type="font/woff" crossorigin="anonymous">'
+    context["metatags"] = context.get("metatags", "") + "\n" + link
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.add_css_file(CSS_FILE)
-    # Fetched with the page, before the first layout: no Chinese is shaped with a fallback font first (Chromium
-    # could keep that fallback for bold text after the web font arrived, drawing empty boxes).
-    app.add_css_file(FONT_FILE, rel="preload", **{"as": "font", "type": "font/woff", "crossorigin": "anonymous"})
+    app.connect("html-page-context", preload_font)
     app.connect("build-finished", write_web_font)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
