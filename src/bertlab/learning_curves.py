@@ -289,6 +289,7 @@ def run_sweep(runs_dir: Path, extra: dict[str, tuple[str, int]], jobs: int = 1) 
                          "the sweep uses one.")
     checkpoints = {"stage2-0": (str(stacked_stage1(runs_dir / "stacked-stage1")), 0), **extra,
                    "course": (str(course_model_dir()), COURSE["max_steps"])}
+    checkpoints = dict(sorted(checkpoints.items(), key=lambda item: item[1][1]))  # by compute; extra may pass course
     plan = Plan(tasks=SWEEP_TASKS, sizes=SWEEP_SIZES, learning_rates=tuple(rates), starts=(*checkpoints, "random"),
                 select_at=max(SWEEP_SIZES), checkpoints={name: path for name, (path, _) in checkpoints.items()})
     results = run_plan(plan, runs_dir, jobs)
