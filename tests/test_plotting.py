@@ -94,3 +94,13 @@ def test_draw_tokens_places_one_box_per_token(cjk):
 )
 def test_human_readable_counts(n, text):
     assert plotting.human_readable(n) == text
+
+
+def test_token_colors_mark_special_tokens_and_the_two_segments():
+    from bertlab.plotting import COLORS, token_colors
+
+    assert token_colors(["[CLS]", "春", "[SEP]", "花", "[SEP]"], [0, 0, 0, 1, 1]) == [
+        COLORS["special"], COLORS["input"], COLORS["special"], COLORS["target"], COLORS["special"]]
+    assert token_colors(["台", "[MASK]"]) == [COLORS["input"], COLORS["special"]]
+    with pytest.raises(ValueError):
+        token_colors(["台", "湾"], [0])

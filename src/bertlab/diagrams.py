@@ -16,9 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from .plotting import COLORS, diagram_axes, draw_tokens
+from .plotting import COLORS, diagram_axes, draw_tokens, token_colors
 
-SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[PAD]")
 GREY_INK = "#555555"
 
 
@@ -32,13 +31,6 @@ def _box(ax: Axes, x: float, y: float, width: float, height: float, text: str, c
 
 def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float], color: str = GREY_INK) -> None:
     ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="->", color=color, linewidth=1.2))
-
-
-def _token_colors(tokens: Sequence[str], segments: Sequence[int] | None = None) -> list[str]:
-    """Special tokens green; the others blue (segment A) or orange (segment B)."""
-    segments = segments if segments is not None else [0] * len(tokens)
-    return [COLORS["special"] if t in SPECIAL_TOKENS else (COLORS["input"] if s == 0 else COLORS["target"])
-            for t, s in zip(tokens, segments, strict=True)]
 
 
 def _layer(ax: Axes, bottom: float, n: int, name: str) -> None:
@@ -64,7 +56,7 @@ def encoder_stack(tokens: Sequence[str], num_layers: int, hidden_size: int) -> F
     n = len(tokens)
     fig, ax = plt.subplots(figsize=(n * 0.85 + 6.5, 8.2))
     diagram_axes(ax)
-    draw_tokens(ax, list(tokens), y=0, colors=_token_colors(tokens), fontsize=10)
+    draw_tokens(ax, list(tokens), y=0, colors=token_colors(tokens), fontsize=10)
     _box(ax, (n - 1) / 2, 1.2, n - 0.1, 0.6, "embeddings: token + segment + position", COLORS["neutral"],
          ink="#222222", fontsize=9.5)
     for i in range(n):
@@ -99,7 +91,7 @@ def mlm_head(tokens: Sequence[str], position: int, candidates: Sequence[tuple[st
     diagram_axes(ax)
     n = len(tokens)
     draw_tokens(ax, list(tokens), y=0, colors=[COLORS["mask"] if i == position else c
-                                               for i, c in enumerate(_token_colors(tokens))], fontsize=10)
+                                               for i, c in enumerate(token_colors(tokens))], fontsize=10)
     _box(ax, (n - 1) / 2, 1.2, n - 0.1, 0.7, "BERT encoder", COLORS["model"])
     draw_tokens(ax, [""] * n, y=2.3, height=0.45,
                 colors=[COLORS["mask"] if i == position else COLORS["neutral"] for i in range(n)])
@@ -140,7 +132,7 @@ def pair_head(tokens: Sequence[str], segments: Sequence[int], questions: Sequenc
     n = len(tokens)
     fig, ax = plt.subplots(figsize=(n * 0.8 + 5.5, 5.2))
     diagram_axes(ax)
-    draw_tokens(ax, list(tokens), y=0, colors=_token_colors(tokens, segments), fontsize=10)
+    draw_tokens(ax, list(tokens), y=0, colors=token_colors(tokens, segments), fontsize=10)
     for segment, name in ((0, "A"), (1, "B")):
         at = [i for i, s in enumerate(segments) if s == segment and tokens[i] != "[CLS]"]
         ax.text(sum(at) / len(at), -0.75, f"segment {name}", ha="center", fontsize=9.5, color=GREY_INK)

@@ -139,6 +139,16 @@ def draw_tokens(
     return centres
 
 
+def token_colors(tokens: Sequence[str], segments: Sequence[int] | None = None) -> list[str]:
+    """The course's colour of each token box: special tokens green, the others blue (segment A, the default)
+    or orange (segment B)."""
+    from .tokenizer import SPECIAL_TOKENS  # imported here: it loads transformers, which plotting alone does not need
+
+    segments = segments if segments is not None else [0] * len(tokens)
+    return [COLORS["special"] if t in SPECIAL_TOKENS else (COLORS["input"] if s == 0 else COLORS["target"])
+            for t, s in zip(tokens, segments, strict=True)]
+
+
 def diagram_axes(ax: Axes) -> Axes:
     """Turn an axes into a blank canvas for a diagram: no grid, ticks or frame; equal x and y scales."""
     ax.set_axis_off()
