@@ -17,7 +17,8 @@ from bertlab.grading.samples import SOLUTION_MARKERS
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = grading.assignments(ROOT)
-CHAPTERS = {"masking": "masking", "mlm_head": "masking", "nsp_sop": "nsp_sop", "finetuning": "finetuning"}
+CHAPTERS = {"masking": "masking", "mlm_head": "masking", "nsp_sop": "nsp_sop", "finetuning": "finetuning",
+            "glue_score": "glue"}
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
 
 
@@ -38,7 +39,7 @@ def comparable(nb: nbformat.NotebookNode) -> dict:
     return data
 
 
-def test_the_four_assignments_exist():
+def test_every_assignment_has_its_chapter():
     assert ASSIGNMENTS == sorted(CHAPTERS)
 
 

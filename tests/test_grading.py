@@ -24,12 +24,24 @@ from bertlab.grading import samples, sandbox
 SANDBOX = sandbox.unavailable() is None
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ["masking", "mlm_head", "nsp_sop", "finetuning"]
+ASSIGNMENTS = ["masking", "mlm_head", "nsp_sop", "finetuning", "glue_score"]
 CELL_TIMEOUT = 30  # seconds per cell: the endless loop costs this much
 
 pytestmark = pytest.mark.slow
 
 # ---- plausible wrong answers: (assignment, {grade_id: source}, the tests that must fail) --------------------
+GLUE_COUNTS = '''
+def confusion_counts(gold, predicted):
+    if len(gold) != len(predicted) or len(gold) == 0:
+        raise ValueError("gold and predicted must be non-empty and equally long.")
+    pairs = list(zip(gold, predicted))
+    return (sum(g == 1 and p == 1 for g, p in pairs), sum(g != 1 and p == 1 for g, p in pairs),
+            sum(g == 1 and p != 1 for g, p in pairs), sum(g != 1 and p != 1 for g, p in pairs))
+
+def f1(gold, predicted):
+    tp, fp, fn, _ = confusion_counts(gold, predicted)
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+'''
 WRONG = {
     "masks_specials": ("masking", {"mask_tokens": '''
 def mask_tokens(input_ids, *, vocab_size, mask_token_id, special_token_ids, mlm_probability=0.15, generator=None):
@@ -100,6 +112,29 @@ def best_span(start_logits, end_logits, allowed, max_answer_length=30):
     end = end_logits.masked_fill(~allowed, float("-inf")).argmax()
     return int(start), int(end)  # independent argmaxes: the end may come before the start
 '''}, {"test_best_span"}),
+    "mcc_unguarded": ("glue_score", {"classification_metrics": GLUE_COUNTS + '''
+def matthews_corrcoef(gold, predicted):
+    tp, fp, fn, tn = confusion_counts(gold, predicted)
+    return (tp * tn - fp * fn) / math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))  # 0 / 0 when constant
+'''}, {"test_matthews_corrcoef"}),
+    "sklearn_metrics": ("glue_score", {"classification_metrics": '''
+import sklearn.metrics
+
+def confusion_counts(gold, predicted):
+    tn, fp, fn, tp = sklearn.metrics.confusion_matrix(gold, predicted, labels=[0, 1]).ravel()
+    return int(tp), int(fp), int(fn), int(tn)
+
+def f1(gold, predicted):
+    return float(sklearn.metrics.f1_score(gold, predicted, zero_division=0))
+
+def matthews_corrcoef(gold, predicted):
+    return float(sklearn.metrics.matthews_corrcoef(gold, predicted))
+'''}, {"test_confusion_counts", "test_f1", "test_matthews_corrcoef"}),
+    "flat_glue_average": ("glue_score", {"glue_score": '''
+def glue_score(results):
+    numbers = [x for score in results.values() for x in (score if isinstance(score, tuple) else (score,))]
+    return sum(numbers) / len(numbers)  # a two-metric task counts twice
+'''}, {"test_glue_score"}),
 }
 
 SWAPPED_SOP = WRONG["swapped_sop"][1]["sop_pairs"]

@@ -41,7 +41,8 @@ _TRUSTED = tuple(
     if p
 )
 
-# The bertlab code that each graded piece must not call: "file.py" (all of it) or "file.py:Qualified.name".
+# The code that each graded piece must not call: a bertlab file, "file.py" (all of it) or "file.py:Qualified.name",
+# or a module of another package by its dotted name ("sklearn.metrics._classification", all of it).
 FORBIDDEN = {
     "masking": ("masking.py",),
     "mlm_head": (
@@ -58,7 +59,21 @@ FORBIDDEN = {
     "token_head": ("heads.py:BertForTokenClassification", "finetune_tasks.py:task_loss"),
     "span_head": ("heads.py:BertForQuestionAnswering", "finetune_tasks.py:task_loss"),
     "best_span": ("evaluate.py:best_span", "evaluate.py:evaluate_span_extraction"),
+    # GLUE's metrics and score: bertlab.glue, and the scikit-learn and SciPy functions that compute them
+    "glue_metrics": ("glue.py", "sklearn.metrics._classification", "scipy.stats._stats_py",
+                     "scipy.stats._mstats_basic"),
+    "glue_score": ("glue.py",),
 }
+
+
+def _module_file(module: str) -> str:
+    """The source file of a module of another package, found without importing the module itself."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        raise ValueError(f"FORBIDDEN names {module!r}, which is not installed here.")
+    return spec.origin
 
 
 class OwnWork:
@@ -69,9 +84,10 @@ class OwnWork:
         self.rules: list[tuple[str, str]] = []
         for target in targets:
             file, _, qualname = target.partition(":")
-            self.rules.append((str(LIBRARY_DIR / file), qualname))
+            self.rules.append((str(LIBRARY_DIR / file) if file.endswith(".py") else _module_file(file), qualname))
         self.files = {file for file, _ in self.rules}
         self.calls: list[str] = []
+        self.outside = False  # a call into another package than bertlab
 
     def matches(self, code) -> bool:
         if code.co_filename not in self.files or code.co_name == "<module>":
@@ -89,6 +105,11 @@ class OwnWork:
             where = f"{Path(frame.f_code.co_filename).stem}.{name}"
             if where not in self.calls:
                 self.calls.append(where)
+                self.outside |= not frame.f_code.co_filename.startswith(str(LIBRARY_DIR) + os.sep)
+
+    def whose(self) -> str:
+        """Whose code was called: "bertlab's", or "a library's" when it was another package's."""
+        return "a library's" if self.outside else "bertlab's"
 
 
 @contextlib.contextmanager
@@ -120,8 +141,8 @@ def own_work(piece: str, *parts: str) -> Iterator[OwnWork]:
         threading.setprofile(previous_threads)
     if watch.calls:
         raise AssertionError(
-            f"{piece} calls bertlab's own implementation ({', '.join(watch.calls)}). This piece is the exercise: "
-            "write it yourself. A solution that calls the course library's version earns no points for it."
+            f"{piece} calls {watch.whose()} own implementation ({', '.join(watch.calls)}). This piece is the "
+            "exercise: write it yourself. A solution that calls a library's version earns no points for it."
         ) from error
     if tampered:
         raise AssertionError(
@@ -148,6 +169,16 @@ def check_rate(observed: float, expected: float, tolerance: float, what: str) ->
     """A statistical check: `observed` must lie within `tolerance` of `expected`."""
     if abs(observed - expected) > tolerance:
         raise AssertionError(f"{what} is {observed:.3f}; expected {expected:.3f} (within {tolerance:.3f}).")
+
+
+def check_number(actual, expected: float, what: str, tolerance: float = 1e-9) -> None:
+    """`actual` must be a real number (int or float, not a tensor or a bool) within `tolerance` of `expected`."""
+    import math
+
+    if isinstance(actual, bool) or not isinstance(actual, int | float):
+        raise AssertionError(f"{what}: expected a number (int or float), got {type(actual).__name__}.")
+    if not math.isfinite(actual) or abs(actual - expected) > tolerance:
+        raise AssertionError(f"{what} is {actual!r}; expected {expected!r}.")
 
 
 def check_tensor(value, what: str, shape: tuple[int, ...], integer: bool | None = None) -> None:
