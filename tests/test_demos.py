@@ -48,7 +48,7 @@ def demo_url(tmp_path_factory):
         '<!DOCTYPE html><html><head><meta charset="utf-8"><title>demos</title>'
         '<link rel="stylesheet" href="_static/course_demos.css">'
         '<link rel="stylesheet" href="_static/course_demos_font.css">'
-        '<script src="_static/course_demos.js"></script></head>'
+        + "".join(f'<script src="_static/{name}"></script>' for name in demos.SCRIPTS) + '</head>'
         f"<body><h1>Demos</h1>{boxes}</body></html>", encoding="utf-8")
     with serve(site) as url:
         yield url + "index.html"
@@ -228,7 +228,7 @@ def test_the_built_site_has_the_demos_within_budget():
     demos = course_demos()
     static = site / "_static"
     added = [p for p in (static / demos.STATIC).iterdir()] + [static / "course-cjk.woff"]
-    added += [static / n for n in ("course_demos.js", "course_demos.css", "course_demos_font.css")]
+    added += [static / n for n in (*demos.SCRIPTS, "course_demos.css", "course_demos_font.css")]
     size = sum(p.stat().st_size for p in added)
     print(f"demos + fonts added to the site: {size / 1e6:.1f} MB")
     assert size <= SIZE_BUDGET

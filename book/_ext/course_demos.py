@@ -9,7 +9,7 @@ and for readers without JavaScript::
 
 Demos: ``fill-mask`` (top 5 tokens for each [MASK]), ``masking`` (BERT's 15% / 80-10-10 rule, or whole
 words, with a seed) and ``attention`` (the maps of every layer and head). ``static/course_demos.js`` builds
-them. Everything they load comes from the site itself, from ``_static/course-demos/``:
+them, with the course tokenizer of ``static/course_tokenizer.js``. Everything they load comes from the site itself, from ``_static/course-demos/``:
 
 * ``course-model.onnx``: the course model, exported at build time with ``bertlab.onnx_export`` (about 4 MB,
   fp16 weights). It is derived from the checkpoint, so it is not kept in git: the build exports it again
@@ -41,6 +41,7 @@ DEMOS = {"fill-mask": "台湾大[MASK]", "masking": "台湾 是 中国 领土 �
          "attention": "台湾大学"}  # default sentences: "National Taiwan University", "Taiwan is part of China."
 STATIC = "course-demos"  # the folder in _static/ with the model, the vocabulary and the runtime
 MODEL_FILE = "course-model.onnx"
+SCRIPTS = ("course_tokenizer.js", "course_demos.js")  # in the order the pages load them
 VOCAB_FONT = "course-vocab.woff"
 FALLBACK = ("Live demo of the course model (it needs JavaScript): the outputs printed above come from the "
             "same model.")
@@ -121,7 +122,7 @@ def write_demo_assets(static: Path, cache: Path, with_model: bool = True) -> Pat
     from bertlab.checkpoint import course_model_dir
 
     static.mkdir(parents=True, exist_ok=True)
-    for name in ("course_demos.js", "course_demos.css"):
+    for name in (*SCRIPTS, "course_demos.css"):
         shutil.copy2(HERE / "static" / name, static / name)
     (static / "course_demos_font.css").write_text(VOCAB_FONT_CSS, encoding="utf-8")
     target = static / STATIC
@@ -154,6 +155,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.add_directive("course-demo", CourseDemo)
     app.add_css_file("course_demos.css")
     app.add_css_file("course_demos_font.css")
-    app.add_js_file("course_demos.js")
+    for name in SCRIPTS:
+        app.add_js_file(name)
     app.connect("build-finished", copy_demo_assets)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
