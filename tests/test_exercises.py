@@ -18,7 +18,7 @@ from bertlab.grading.samples import SOLUTION_MARKERS
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = grading.assignments(ROOT)
 CHAPTERS = {"masking": "masking", "mlm_head": "masking", "nsp_sop": "nsp_sop", "finetuning": "finetuning",
-            "glue_score": "glue"}
+            "glue_score": "glue", "attention": "bert_encoder"}
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
 
 

@@ -24,7 +24,7 @@ from bertlab.grading import samples, sandbox
 SANDBOX = sandbox.unavailable() is None
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ["masking", "mlm_head", "nsp_sop", "finetuning", "glue_score"]
+ASSIGNMENTS = ["masking", "mlm_head", "nsp_sop", "finetuning", "glue_score", "attention"]
 CELL_TIMEOUT = 30  # seconds per cell: the endless loop costs this much
 
 pytestmark = pytest.mark.slow
@@ -135,6 +135,24 @@ def glue_score(results):
     numbers = [x for score in results.values() for x in (score if isinstance(score, tuple) else (score,))]
     return sum(numbers) / len(numbers)  # a two-metric task counts twice
 '''}, {"test_glue_score"}),
+    "padding_ignored": ("attention", {"attention": '''
+def attention(q, k, v, key_padding_mask=None):
+    weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # the mask is never used
+    return weights @ v, weights
+'''}, {"test_attention_padding"}),
+    "untied_count": ("attention", {"parameter_counts": '''
+def bert_parameter_counts(config):
+    V, P, S = config.vocab_size, config.max_position_embeddings, config.type_vocab_size
+    H, I, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    counts = {"embeddings": (V + P + S) * H + 2 * H,
+              "layer": 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H,
+              "pooler": H * H + H,
+              "mlm_head": H * H + H + 2 * H + V * H + V,  # a decoder matrix of its own: not tied
+              "nsp_head": 2 * H + 2}
+    counts["encoder"] = L * counts["layer"]
+    counts["total"] = sum(counts[p] for p in ("embeddings", "encoder", "pooler", "mlm_head", "nsp_head"))
+    return counts
+'''}, {"test_parameter_counts", "test_published_sizes"}),
 }
 
 SWAPPED_SOP = WRONG["swapped_sop"][1]["sop_pairs"]

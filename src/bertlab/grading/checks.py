@@ -59,6 +59,12 @@ FORBIDDEN = {
     "token_head": ("heads.py:BertForTokenClassification", "finetune_tasks.py:task_loss"),
     "span_head": ("heads.py:BertForQuestionAnswering", "finetune_tasks.py:task_loss"),
     "best_span": ("evaluate.py:best_span", "evaluate.py:evaluate_span_extraction"),
+    # attention: PyTorch's multi-head attention (bertlab's module takes hidden states, not q, k and v, and
+    # returns no weights); the parameter count: building a bertlab model and counting it
+    "attention": ("torch.nn.modules.activation:MultiheadAttention",
+                  "torch.nn.functional:multi_head_attention_forward"),
+    "parameter_counts": ("model.py:BertModel", "model.py:BertEncoder", "model.py:BertLayer", "heads.py",
+                         "checkpoint.py:PreTrainedBert"),
     # GLUE's metrics and score: bertlab.glue, and the scikit-learn and SciPy functions that compute them
     "glue_metrics": ("glue.py", "sklearn.metrics._classification", "scipy.stats._stats_py",
                      "scipy.stats._mstats_basic"),
