@@ -13,7 +13,7 @@ from bertlab.distributed import BatchOrder, DistInfo
 from bertlab.evaluate import best_span, char_f1, classification_accuracy, exact_match, mlm_accuracy, token_accuracy
 from bertlab.finetune import FinetuneConfig, finetune
 from bertlab.finetune_tasks import answer_token_span, encode_char_labels, encode_spans
-from bertlab.heads import IGNORE_INDEX
+from bertlab.labels import IGNORE_INDEX
 from bertlab.optim import build_optimizer, linear_schedule, warmup_linear_decay
 from bertlab.pretrain import PretrainConfig, initial_model, pretrain
 from bertlab.tokenizer import load_tokenizer

@@ -47,7 +47,8 @@ def bundled_minilm_dir() -> Path:
 
 
 def course_model_dir() -> Path:
-    """The course's own Chinese BERT (mini, masked LM + SOP, People's Daily training split), shipped in bertlab.
+    """The course's own Chinese BERT (the ``course`` preset, masked LM + SOP on People's Daily and the review
+    texts, in three stages), shipped in bertlab.
 
     How it was trained, and how to train it again: ``python -m bertlab.experiments --help``.
     """

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .device import autocast
-from .heads import IGNORE_INDEX
+from .labels import IGNORE_INDEX
 
 Batch = dict[str, Any]
 

@@ -20,12 +20,8 @@ from torch import nn
 
 from . import corpora
 from .evaluate import evaluate_classification, evaluate_span_extraction
-from .heads import (
-    IGNORE_INDEX,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-)
+from .heads import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
+from .labels import IGNORE_INDEX
 
 Feature = dict[str, Any]
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")

@@ -13,6 +13,7 @@ from torch import nn
 
 from .checkpoint import PreTrainedBert
 from .config import BertConfig
+from .labels import IGNORE_INDEX
 from .model import BertModel, activation
 from .outputs import (
     BertForPreTrainingOutput,
@@ -21,8 +22,6 @@ from .outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-
-IGNORE_INDEX = -100  # label of positions that carry no loss (unmasked tokens, padding, sub-word pieces)
 
 
 class BertPredictionHeadTransform(nn.Module):

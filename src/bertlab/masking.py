@@ -27,7 +27,7 @@ from numbers import Integral, Real
 
 import torch
 
-from .heads import IGNORE_INDEX
+from .labels import IGNORE_INDEX
 
 MASK_FRACTION = 0.8  # of the chosen tokens: replaced by [MASK]
 RANDOM_FRACTION = 0.1  # of the chosen tokens: replaced by a random other token (the remaining 10% stay)
