@@ -2,10 +2,10 @@
 
     python -m bertlab.experiments pretrain   # MLM only, MLM + NSP, MLM + SOP: same data, budget and seed
     python -m bertlab.experiments stage1     # the MLM + SOP run trained on to 6,000 steps: the course model's stage 1
-    python -m bertlab.experiments course     # the course model: stage 1 stacked to 4 layers, trained on more text
-    python -m bertlab.experiments stage3     # the course model trained on, same data (not shipped; for the sweep)
+    python -m bertlab.experiments course     # stage 2: stage 1 stacked to 4 layers, trained on more text
+    python -m bertlab.experiments stage3     # stage 2 trained on, same data: the course model
     python -m bertlab.experiments minilm     # all-MiniLM-L6-v2's layers with new Chinese embeddings (not shipped)
-    python -m bertlab.experiments export     # the four final checkpoints -> bertlab/assets
+    python -m bertlab.experiments export     # each run's last checkpoint -> bertlab/assets
     python -m bertlab.experiments evaluate   # held-out MLM, NSP and SOP accuracy of each -> results/pair_tasks.json
     python -m bertlab.experiments finetune   # downstream tasks from each model and from random weights, and
                                              # two classical sentiment baselines -> results/*.json
@@ -39,14 +39,13 @@ from .corpora import load_peoples_daily_documents, load_sentiment
 from .device import best_device
 from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
-from .pretraining_data import PretrainingCollator, build_pretraining_dataset
+from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset
 from .tokenizer import load_tokenizer
 from .trainer import ARGS_NAME, HISTORY_NAME, TOKENIZER_FILES, iterate_batches, list_checkpoints
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PAIR_MODELS = ASSETS / "pair_models"
 RESULTS = ASSETS / "results"
-PAIR_TASKS = ("none", "nsp", "sop")
 TRAINING_NAME = "training.json"
 RUN_NAME = "run.json"
 
@@ -57,25 +56,28 @@ PRETRAIN = dict(preset="tiny", max_steps=1500, batch_size=64, max_length=64, lea
 FINETUNE = dict(max_steps=400, batch_size=32, max_length=64, learning_rate=3e-4, eval_every=50, log_every=10,
                 seed=0)
 DOWNSTREAM = ("sentiment", "pair", "pos")
-# The course model, in two stages. Stage 1 (assets/course_model_stage1): the MLM + SOP pair model trained on to
+# The course model, in three stages. Stage 1 (assets/course_model_stage1): the MLM + SOP pair model trained on to
 # 6,000 steps, 2 layers, People's Daily only: it is past the plateau of character frequencies, where a model
-# trained from scratch spends its first thousands of steps. Stage 2 (the course model): stage 1 stacked on itself
-# to 4 layers (progressive stacking), trained on People's Daily and the review training texts (labels unused),
-# sequences of 128 tokens. Resumable: the same command goes on from the last checkpoint in runs/.../course.
+# trained from scratch spends its first thousands of steps. Stage 2 (assets/course_model_stage2): stage 1 stacked on
+# itself to 4 layers (progressive stacking), trained on People's Daily and the review training texts (labels
+# unused), sequences of 128 tokens. Stage 3 (the course model): stage 2 trained on with the same data and sequences
+# for 8,000 more steps, a fresh schedule at half the peak rate. The compute sweep of
+# `python -m bertlab.learning_curves --sweep` showed the downstream gain still growing at the end of stage 2, which
+# is why stage 3 exists. Resumable: the same command goes on from the last checkpoint in runs/.../course or /stage3.
 STAGE1 = ASSETS / "course_model_stage1"
 STAGE1_STEPS = 6000
+STAGE2 = ASSETS / "course_model_stage2"
 COURSE = dict(preset="course", task="sop", corpus="peoples_daily+reviews", init_from=str(STAGE1), max_steps=5000,
               batch_size=32, max_length=128, learning_rate=1e-3, eval_every=500, eval_batches=16, save_every=500,
               log_every=50, seed=0)
-# More pretraining compute for the sweep of `python -m bertlab.learning_curves --sweep`: the shipped course model
-# trained on with the same data and sequences for 8,000 more steps, a fresh schedule at half the peak rate.
-STAGE3 = dict(COURSE, init_from=str(ASSETS / "course_model"), max_steps=8000, learning_rate=5e-4, eval_every=1000,
-              log_every=100, seed=1)
+STAGE3 = dict(COURSE, init_from=str(STAGE2), max_steps=8000, learning_rate=5e-4, eval_every=1000, log_every=100,
+              seed=1)
 # A real pretrained encoder adapted to Chinese (Artetxe et al. 2020): the bundled English all-MiniLM-L6-v2's layers,
 # frozen, with new token embeddings for the course tokenizer learned by masked LM on the same unlabelled text.
 MINILM = dict(task="none", corpus="peoples_daily+reviews", max_steps=1000, batch_size=32, max_length=64,
               learning_rate=1e-3, eval_every=250, eval_batches=8, save_every=250, log_every=25, seed=0)
-EVAL_MASKING_SEED = 2020
+TEST_MASKING_SEED = 2020  # cross_evaluate masks the held-out test articles the same way for every model
+COURSE_STAGES = {"course": ASSETS / "course_model", "stage 2": STAGE2, "stage 1": STAGE1}  # results/course_model.json
 
 
 def pair_model_dir(task: str) -> Path:
@@ -151,12 +153,12 @@ def train_in_pieces(run_dir: Path, command: str, settings: Mapping[str, Any], **
 
 
 def train_course_model(runs_dir: Path, command: str, **overrides: Any) -> float:
-    """Stage 2 of the course model, in runs_dir/course."""
+    """Stage 2 of the course model (COURSE), in runs_dir/course."""
     return train_in_pieces(runs_dir / "course", command, COURSE, **overrides)
 
 
 def train_stage3(runs_dir: Path, command: str, **overrides: Any) -> float:
-    """The course model trained on (STAGE3), in runs_dir/stage3."""
+    """Stage 3, the course model (STAGE3), in runs_dir/stage3."""
     return train_in_pieces(runs_dir / "stage3", command, STAGE3, **overrides)
 
 
@@ -193,9 +195,9 @@ def export_model(run_dir: Path, destination: Path) -> Path:
 
 
 def export_all(runs_dir: Path) -> None:
-    """Every run that exists in runs_dir -> bertlab/assets: the pair models, stage 1 and the course model."""
+    """Every run that exists in runs_dir -> bertlab/assets: the pair models, stages 1 and 2, and the course model."""
     runs = {runs_dir / "pretrain" / task: PAIR_MODELS / task for task in PAIR_TASKS}
-    runs |= {runs_dir / "stage1": STAGE1, runs_dir / "course": ASSETS / "course_model"}
+    runs |= {runs_dir / "stage1": STAGE1, runs_dir / "course": STAGE2, runs_dir / "stage3": ASSETS / "course_model"}
     for run, destination in runs.items():
         if list_checkpoints(run):
             print("exported", export_model(run, destination))
@@ -222,7 +224,7 @@ def cross_evaluate(model_dirs: Mapping[str, str | Path], *, max_length: int = 64
         model = BertForPreTraining.from_pretrained(directory).to(device).eval()
         scores = {}
         for task, rows in data.items():
-            collate = PretrainingCollator(tokenizer, generator=torch.Generator().manual_seed(EVAL_MASKING_SEED))
+            collate = PretrainingCollator(tokenizer, generator=torch.Generator().manual_seed(TEST_MASKING_SEED))
             metrics = evaluate_pretraining(model, iterate_batches(rows, collate, batch_size), device)
             if task == "none":
                 scores.update(mlm_accuracy=metrics["mlm_accuracy"], mlm_top5_accuracy=metrics["mlm_top5_accuracy"])
@@ -318,13 +320,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--finetune-steps", type=int, default=FINETUNE["max_steps"])
     args = parser.parse_args(argv)
     command = "python -m bertlab.experiments " + shlex.join(sys.argv[1:] if argv is None else argv)
-    steps = (("pretrain", "stage1", "export", "course", "export", "evaluate", "finetune", "finetuned")
+    steps = (("pretrain", "stage1", "export", "course", "export", "stage3", "export", "evaluate", "finetune",
+              "finetuned")
              if args.step == "all" else (args.step,))
     start = time.perf_counter()
     if "pretrain" in steps:
         tasks = (args.only,) if args.only else PAIR_TASKS
         print(pretrain_pair_models(args.runs_dir / "pretrain", command, tasks, max_steps=args.pretrain_steps))
-    for step in steps:  # in order: "all" exports stage 1 before the course step reads it
+    for step in steps:  # in order: "all" exports each stage before the next one starts from it
         if step == "stage1":
             print(train_stage1(args.runs_dir, command))
         elif step == "course":
@@ -340,8 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = cross_evaluate({task: pair_model_dir(task) for task in PAIR_TASKS})
         print(json.dumps(table, indent=1))
         write_results("pair_tasks", {"command": command, "models": table})
-        course = {length: cross_evaluate({"course": ASSETS / "course_model", "stage 1": STAGE1}, max_length=length,
-                                         max_examples=None) for length in (64, 128)}
+        course = {length: cross_evaluate(COURSE_STAGES, max_length=length, max_examples=None) for length in (64, 128)}
         print(json.dumps(course, indent=1))
         write_results("course_model", {"command": command, "held_out": "every test article of People's Daily",
                                        "by_max_length": course})

@@ -25,14 +25,13 @@ from .corpora import load_peoples_daily_documents, review_documents
 from .distributed import init_distributed
 from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
-from .pretraining_data import PretrainingCollator, build_pretraining_dataset
+from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset
 from .tokenizer import load_tokenizer
 from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, option, save_tokenizer, set_seed
 
-PAIR_TASKS = ("nsp", "sop", "none")
 CORPORA = ("peoples_daily", "peoples_daily+reviews")
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
-EVAL_MASKING_SEED = 12345  # the validation set is masked the same way at every evaluation
+VALIDATION_MASKING_SEED = 12345  # the validation set is masked the same way at every evaluation of a run
 
 
 @dataclass
@@ -173,7 +172,7 @@ def evaluate_split(model: nn.Module, rows: Any, config: PretrainConfig, tokenize
     """Validation losses and accuracies, with the same masks at every evaluation."""
     collate = PretrainingCollator(tokenizer, mlm_probability=config.mlm_probability,
                                   whole_word=config.whole_word_masking,
-                                  generator=torch.Generator().manual_seed(EVAL_MASKING_SEED))
+                                  generator=torch.Generator().manual_seed(VALIDATION_MASKING_SEED))
     return evaluate_pretraining(model, iterate_batches(rows, collate, config.batch_size, config.eval_batches), device)
 
 

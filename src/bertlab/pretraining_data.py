@@ -27,7 +27,7 @@ import torch
 
 from .masking import _check_probability, mask_tokens, mask_whole_words
 
-TASKS = ("nsp", "sop", "none")
+PAIR_TASKS = ("none", "nsp", "sop")  # the sentence-pair objective beside masked LM ("none": MLM only)
 Token = tuple[int, Any]  # (token_id, word_key)
 
 
@@ -377,8 +377,8 @@ def build_pretraining_dataset(documents, tokenizer, *, task: str = "nsp", max_le
     ``task``: "nsp" (BERT), "sop" (ALBERT) or "none" (single segments, MLM only, as RoBERTa).
     ``dupe_factor``: how many times to go over the documents, each time with new random pairs.
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    if task not in PAIR_TASKS:
+        raise ValueError(f"task must be one of {PAIR_TASKS}, got {task!r}.")
     if not isinstance(max_length, int) or max_length < 5:
         raise ValueError(f"max_length must be an int >= 5 ([CLS] A [SEP] B [SEP]), got {max_length!r}.")
     if not isinstance(dupe_factor, int) or dupe_factor < 1:
