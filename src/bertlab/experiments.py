@@ -40,8 +40,8 @@ from .device import best_device
 from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
 from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset
-from .tokenizer import load_tokenizer
-from .trainer import ARGS_NAME, HISTORY_NAME, TOKENIZER_FILES, iterate_batches, list_checkpoints
+from .tokenizer import TOKENIZER_FILES, load_tokenizer
+from .trainer import ARGS_NAME, HISTORY_NAME, iterate_batches, list_checkpoints
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PAIR_MODELS = ASSETS / "pair_models"

@@ -18,7 +18,7 @@ from torch import nn
 
 from .checkpoint import resolve_checkpoint_dir
 from .heads import BertForMaskedLM
-from .trainer import load_checkpoint_tokenizer
+from .tokenizer import load_checkpoint_tokenizer
 
 Candidates = list[tuple[str, float]]  # (token, probability), most probable first
 

@@ -23,18 +23,8 @@ from .checkpoint import CONFIG_NAME, resolve_checkpoint_dir
 from .config import PRESETS, BertConfig
 from .distributed import DistInfo, broadcast, init_distributed
 from .finetune_tasks import TASKS, FinetuneTask, pad_batch, task_loss
-from .tokenizer import load_tokenizer
-from .trainer import (
-    TOKENIZER_FILES,
-    TrainArgs,
-    Trainer,
-    TrainResult,
-    iterate_batches,
-    load_checkpoint_tokenizer,
-    option,
-    save_tokenizer,
-    set_seed,
-)
+from .tokenizer import TOKENIZER_FILES, load_checkpoint_tokenizer, load_tokenizer, save_tokenizer
+from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, option, set_seed
 
 TEST_METRICS_NAME = "test_metrics.json"
 

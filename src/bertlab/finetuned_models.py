@@ -52,7 +52,7 @@ def load_scores(task: str) -> dict[str, Any]:
 def finetune_and_store(task: str, command: str, checkpoint: Path | None = None) -> dict[str, Any]:
     """Fine-tune the course model on `task` (whole training split, early stopping) and store it in the package."""
     from .finetune import FinetuneConfig, finetune
-    from .trainer import save_tokenizer
+    from .tokenizer import save_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         config = FinetuneConfig(task=task, checkpoint=str(checkpoint or course_model_dir()), output_dir=tmp,

@@ -26,8 +26,8 @@ from .distributed import init_distributed
 from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
 from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset
-from .tokenizer import load_tokenizer
-from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, option, save_tokenizer, set_seed
+from .tokenizer import load_tokenizer, save_tokenizer
+from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, option, set_seed
 
 CORPORA = ("peoples_daily", "peoples_daily+reviews")
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"

@@ -34,6 +34,7 @@ CONTINUATION = "##"
 DEFAULT_MIN_FREQUENCY = 5
 MODEL_MAX_LENGTH = 512
 COURSE_TOKENIZER_DIR = Path(__file__).resolve().parent / "assets" / "tokenizer"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")  # either one makes a directory a tokenizer
 
 
 def bert_pipeline(vocab: dict[str, int] | None = None) -> Tokenizer:
@@ -88,9 +89,24 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike,
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(out)
-    (out / "vocab.txt").write_text("".join(token + "\n" for token in vocab), encoding="utf-8")
+    save_tokenizer(tokenizer, out)
     return load_tokenizer(out)
+
+
+def save_tokenizer(tokenizer: BertTokenizerFast, directory: str | os.PathLike) -> None:
+    """The tokenizer next to the model: tokenizer.json and its config, plus vocab.txt (one token per line, line
+    number = id), which transformers 5 no longer writes but older tools and the slow BertTokenizer read."""
+    tokenizer.save_pretrained(str(directory))
+    tokens = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    Path(directory, "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+
+
+def load_checkpoint_tokenizer(directory: str | os.PathLike) -> BertTokenizerFast:
+    """The tokenizer saved next to a model: ours, or that of any BERT checkpoint (whose special-token ids may
+    differ from the course tokenizer's, e.g. [CLS] = 101 in Google's vocabularies)."""
+    if not any(Path(directory, name).is_file() for name in TOKENIZER_FILES):
+        raise ValueError(f"{directory} holds no tokenizer ({' or '.join(TOKENIZER_FILES)}); pass one with --tokenizer.")
+    return BertTokenizerFast.from_pretrained(str(directory))
 
 
 def load_tokenizer(path: str | os.PathLike | None = None) -> BertTokenizerFast:

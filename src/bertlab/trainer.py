@@ -38,7 +38,6 @@ STATE_NAME = "trainer_state.pt"
 ARGS_NAME = "training_args.json"
 HISTORY_NAME = "history.json"
 CHECKPOINT_PREFIX = "checkpoint-"
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 
 
 def option(default: Any, help: str, **extra: Any) -> Any:
@@ -171,24 +170,6 @@ def iterate_batches(
         if limit is not None and n >= limit:
             return
         yield collate([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
-
-
-def save_tokenizer(tokenizer: Any, directory: str | Path) -> None:
-    """The tokenizer next to the model: tokenizer.json and its config, plus vocab.txt (one token per line, line
-    number = id), which transformers 5 no longer writes but older tools and the slow BertTokenizer read."""
-    tokenizer.save_pretrained(str(directory))
-    tokens = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
-    Path(directory, "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
-
-
-def load_checkpoint_tokenizer(directory: str | Path) -> Any:
-    """The tokenizer saved next to a model: ours, or that of any BERT checkpoint (whose special-token ids may
-    differ from the course tokenizer's, e.g. [CLS] = 101 in Google's vocabularies)."""
-    from transformers import BertTokenizerFast
-
-    if not any(Path(directory, name).is_file() for name in TOKENIZER_FILES):
-        raise ValueError(f"{directory} holds no tokenizer ({' or '.join(TOKENIZER_FILES)}); pass one with --tokenizer.")
-    return BertTokenizerFast.from_pretrained(str(directory))
 
 
 def move_to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
