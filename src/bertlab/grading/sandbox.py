@@ -300,8 +300,10 @@ class SandboxedExecute(Execute):
             try:
                 msg = await self.kc.get_shell_msg(timeout=max(end - loop.time(), 0.01))
             except Exception:
-                await self._async_handle_timeout(int(timeout))  # interrupt, and kill if it does not answer
-                raise TimeoutError("the test cell ran past its time limit in the notebook's code") from None
+                reply = await self._async_handle_timeout(int(timeout))  # interrupt; kill if it does not answer
+                said = ((reply or {}).get("content") or {}).get("evalue")
+                raise TimeoutError(said or f"the test cell ran past its time limit ({self.timeout} s) in the "
+                                   "notebook's code, and was interrupted") from None
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
                 break
         content = msg.get("content", {})
