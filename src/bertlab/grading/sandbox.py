@@ -32,6 +32,7 @@ from pathlib import Path
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
+from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
 UID = 65534  # nobody
@@ -287,6 +288,8 @@ class SandboxedExecute(Execute):
         outputs = await asyncio.to_thread(judge.run_test, cell.source, self._names, send, float(self.timeout or 60))
         cell.outputs = [nbformat.from_dict(o) for o in outputs]
         return cell
+
+    execute_cell = run_sync(async_execute_cell)  # nbclient binds its own coroutine at class creation
 
     async def _request(self, expression: str, timeout: float) -> dict:
         """Evaluate one request expression in the kernel (a user expression: the reply is data on the shell)."""
