@@ -317,6 +317,8 @@ def test_solutions_earn_full_marks(graded, name):
     scores = cell_scores(course, "solved", name)
     assert scores == max_points(name)
     assert results[("solved", name)].status == "graded"
+    # the verdicts are the judge's (checks.passed says so only there), not the kernel's
+    assert outputs_text(course, "solved", name).count(": all tests passed") == len(max_points(name))
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
