@@ -39,12 +39,10 @@ c.Execute.iopub_timeout = 60
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 60
-# After the notebook ran: a test cell earns its points only if it ran to its end under the genuine test helpers
-# (bertlab.grading.checks prints a signed line there); see bertlab.grading.preprocessors.
+# Autograding: `python -m bertlab.grading autograde` runs nbgrader's Execute as bertlab.grading.sandbox.
+# SandboxedExecute, where the test cells run in the judge (the grading process), not in the student's kernel.
 c.Autograde.autograde_preprocessors = [
-    "bertlab.grading.preprocessors.ArmTests",
     "nbgrader.preprocessors.Execute",
-    "bertlab.grading.preprocessors.VerifyTestsRan",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

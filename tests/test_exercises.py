@@ -98,7 +98,7 @@ def test_assignment_structure(name):
         grade_id = nbgrader_meta(cell)["grade_id"]
         assert nbgrader_meta(cell)["locked"], f"{grade_id} must be locked"
         assert re.search(rf'checks\.passed\("{grade_id}"(, shown=False)?\)$', cell.source.rstrip()), (
-            f"{grade_id} must end with checks.passed: without its completion line a test earns nothing")
+            f"{grade_id} must end with checks.passed: it tells the student that the cell ran to its end")
         assert 'checks = importlib.import_module("bertlab.grading.checks")' in cell.source
     total = sum(float(nbgrader_meta(c)["points"]) for c in tests + manual)
     table = [int(p) for p in re.findall(r"\| (\d+) \|[ \t]*$", intro, re.M)]  # the last column: points

@@ -4,7 +4,9 @@
 The batch holds the solutions and the blank student versions of every assignment, one plausible wrong answer
 per test that targets it, and damaged or hostile notebooks (an endless loop, a kernel crash, an import error,
 deleted / edited / converted test cells, invalid JSON, an empty notebook, a flood of output, rebound test
-helpers, swallowed errors, writes to the gradebook). It runs once per module (a few minutes on 2 cores).
+helpers, swallowed errors, writes to the gradebook), and attacks on the tests themselves (forged completion
+lines, IPython hooks, a fake test-helper module, patched torch, tensor subclasses, the library recompiled).
+It runs once per module (a few minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -117,19 +119,6 @@ def matthews_corrcoef(gold, predicted):
     tp, fp, fn, tn = confusion_counts(gold, predicted)
     return (tp * tn - fp * fn) / math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))  # 0 / 0 when constant
 '''}, {"test_matthews_corrcoef"}),
-    "sklearn_metrics": ("glue_score", {"classification_metrics": '''
-import sklearn.metrics
-
-def confusion_counts(gold, predicted):
-    tn, fp, fn, tp = sklearn.metrics.confusion_matrix(gold, predicted, labels=[0, 1]).ravel()
-    return int(tp), int(fp), int(fn), int(tn)
-
-def f1(gold, predicted):
-    return float(sklearn.metrics.f1_score(gold, predicted, zero_division=0))
-
-def matthews_corrcoef(gold, predicted):
-    return float(sklearn.metrics.matthews_corrcoef(gold, predicted))
-'''}, {"test_confusion_counts", "test_f1", "test_matthews_corrcoef"}),
     "flat_glue_average": ("glue_score", {"glue_score": '''
 def glue_score(results):
     numbers = [x for score in results.values() for x in (score if isinstance(score, tuple) else (score,))]
@@ -154,6 +143,78 @@ def bert_parameter_counts(config):
     return counts
 '''}, {"test_parameter_counts", "test_published_sizes"}),
 }
+
+# ---- attacks on the judge: (masking) answers that fail every test, plus what would once have bent the tests -------
+GARBAGE = '''
+def mask_tokens(input_ids, *, vocab_size, mask_token_id, special_token_ids, mlm_probability=0.15, generator=None):
+    return torch.full_like(input_ids, -5), torch.full_like(input_ids, 7)  # fails every mask_tokens test
+'''
+MASKING_TESTS = ["test_mask_tokens_shapes", "test_mask_tokens_labels", "test_mask_tokens_specials",
+                 "test_mask_tokens_80_10_10", "test_mask_tokens_generator", "test_mask_whole_words_shapes",
+                 "test_mask_whole_words_together", "test_mask_whole_words_rate"]
+ATTACKS = {
+    "garbage": GARBAGE,  # the control: the same answers, no attack
+    "forged_lines": GARBAGE + f"""
+for _g in {MASKING_TESTS!r}:
+    print(f"[autograder] {{_g}} " + "0" * 24)
+    print(f"{{_g}}: all tests passed")
+""",
+    "ipython_hooks": GARBAGE + """
+_ip = get_ipython()
+_ip.set_custom_exc((BaseException,), lambda *a, **k: print("all tests passed"))
+_ip.input_transformers_post.append(lambda lines: [ln for ln in lines if "assert" not in ln and "checks." not in ln])
+_ip.events.register("post_run_cell", lambda result: setattr(result, "error_in_exec", None))
+""",
+    "fake_checks_import": GARBAGE + """
+import contextlib, importlib, importlib.abc, importlib.machinery, sys, types
+_fake = types.ModuleType("bertlab.grading.checks")
+_fake.own_work = lambda *a, **k: contextlib.nullcontext()
+_fake.check_close = _fake.check_rate = _fake.check_tensor = lambda *a, **k: None
+_fake.passed = lambda *a, **k: print("all tests passed")
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.ModuleSpec(name, self) if name == "bertlab.grading.checks" else None
+    def create_module(self, spec):
+        return _fake
+    def exec_module(self, module):
+        pass
+sys.meta_path.insert(0, _Finder())
+sys.modules["bertlab.grading.checks"] = _fake
+importlib.import_module = lambda name, *a: _fake
+""",
+    "patched_torch": GARBAGE + """
+import builtins
+torch.equal = lambda *a, **k: True
+torch.allclose = lambda *a, **k: True
+torch.testing.assert_close = lambda *a, **k: None
+torch.Tensor.__eq__ = lambda self, other: torch.ones(self.shape, dtype=torch.bool)
+torch.Tensor.__ne__ = lambda self, other: torch.zeros(self.shape, dtype=torch.bool)
+builtins.all = builtins.any = lambda *a: True
+""",
+    "tensor_subclass": """
+class _Yes(torch.Tensor):
+    def __eq__(self, other):
+        return torch.ones(self.shape, dtype=torch.bool)
+    def __ne__(self, other):
+        return torch.zeros(self.shape, dtype=torch.bool)
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.equal, torch.allclose):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+def mask_tokens(input_ids, *, vocab_size, mask_token_id, special_token_ids, mlm_probability=0.15, generator=None):
+    return torch.full_like(input_ids, -5).as_subclass(_Yes), torch.full_like(input_ids, 7).as_subclass(_Yes)
+""",
+    "library_recompiled": """
+import inspect
+import bertlab.masking as _library
+_ns = {"__name__": "bertlab.masking", "__package__": "bertlab"}
+exec(compile(inspect.getsource(_library), "my_masking.py", "exec"), _ns)  # the library's code, under another name
+mask_tokens, mask_whole_words = _ns["mask_tokens"], _ns["mask_whole_words"]
+""",
+}
+LIBRARY_ATTACKS = {"library_recompiled"}  # defeated by the sandbox's stubs: graded with the sandbox only
 
 SWAPPED_SOP = WRONG["swapped_sop"][1]["sop_pairs"]
 NSP_TESTS = {"test_pair_input_format": 1, "test_pair_input_truncation": 2, "test_nsp_pairs": 3, "test_sop_pairs": 3,
@@ -251,6 +312,13 @@ def graded(tmp_path_factory):
     for student, (name, replace, _) in WRONG.items():
         release, solution = ROOT / f"exercises/{name}/{name}.ipynb", ROOT / f"solutions/{name}/{name}.ipynb"
         samples.write_submission(course, student, name, {name: samples.solved(release, solution, replace)})
+    release, solution = ROOT / "exercises/masking/masking.ipynb", ROOT / "solutions/masking/masking.ipynb"
+    blank_answer = "raise NotImplementedError()"
+    for student, source in ATTACKS.items():
+        if student not in LIBRARY_ATTACKS or SANDBOX:
+            nb = samples.solved(release, solution, {"replace_chosen": blank_answer, "mask_tokens": source,
+                                                    "mask_whole_words": blank_answer})
+            samples.write_submission(course, student, "masking", {"masking": nb})
     hostile = _hostile(course)
     for student, (nb, _) in hostile.items():
         samples.write_submission(course, student, "nsp_sop", {"nsp_sop": nb})
@@ -289,6 +357,8 @@ def test_solutions_earn_full_marks(graded, name):
     scores = cell_scores(course, "solved", name)
     assert scores == max_points(name)
     assert results[("solved", name)].status == "graded"
+    # the verdicts are the judge's (checks.passed says so only there), not the kernel's
+    assert outputs_text(course, "solved", name).count(": all tests passed") == len(max_points(name))
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -319,9 +389,24 @@ def test_a_wrong_answer_loses_exactly_its_tests(graded, student):
     assert all(scores[k] == 0 for k in failing)
 
 
+@pytest.mark.skipif(not SANDBOX, reason="the library's graded pieces are stubs in the sandbox only")
 def test_calling_the_library_is_explained(graded):
     course, _ = graded
-    assert "calls bertlab's own implementation" in outputs_text(course, "library_masking", "masking")
+    assert "is part of what assignment 'masking' asks you to write" in outputs_text(course, "library_masking",
+                                                                                     "masking")
+
+
+@pytest.mark.parametrize("student", sorted(ATTACKS))
+def test_an_attack_on_the_tests_earns_what_a_blank_answer_earns(graded, student):
+    """Printed completion lines, IPython hooks, a fake test-helper module, patched torch and builtins, a tensor
+    subclass that equals everything, the library's code recompiled under another name: the tests run in the
+    judge on data, so each scores exactly what the blank notebook scores."""
+    if student in LIBRARY_ATTACKS and not SANDBOX:
+        pytest.skip("the library's graded pieces are stubs in the sandbox only")
+    course, results = graded
+    assert results[(student, "masking")].status == "graded"
+    assert cell_scores(course, student, "masking") == cell_scores(course, "blank", "masking")
+    assert set(cell_scores(course, "blank", "masking").values()) == {0.0}
 
 
 # ---- robustness -----------------------------------------------------------------------------------------
@@ -373,9 +458,7 @@ def test_unreadable_notebooks_score_zero_with_a_reason(graded, student):
 def test_rebinding_or_hiding_errors_buys_nothing(graded, student):
     scores, _, course = nsp(graded, student)
     assert scores["test_sop_pairs"] == 0
-    assert sum(scores.values()) < sum(NSP_TESTS.values())
-    text = outputs_text(course, student, "nsp_sop")
-    assert "TestIncomplete" in text or "replaced code that the tests rely on" in text
+    assert scores == NSP_TESTS | {"test_sop_pairs": 0}  # the other answers are right: they keep their points
 
 
 def test_writing_to_the_gradebook_changes_no_grade(graded):

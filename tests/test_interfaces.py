@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bertlab.grading.checks import FORBIDDEN
+from bertlab.grading.stubs import GRADED
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.md"))
@@ -52,7 +52,10 @@ def course_interfaces():
 
 def graded_targets() -> set[str]:
     """What the assignments grade, as bertlab files ("masking.py") or file:object ("heads.py:BertPooler")."""
-    return {target for targets in FORBIDDEN.values() for target in targets}
+    found = set()
+    for module, _, name in (target.partition(":") for targets in GRADED.values() for target in targets):
+        found.add(f"{module.split('.')[-1]}.py" + (f":{name}" if name else ""))
+    return found
 
 
 def shown_code(chapter: str) -> list[str]:

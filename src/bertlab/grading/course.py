@@ -85,7 +85,6 @@ def _environment() -> dict[str, str]:
     env.update(ENV)
     # nbgrader runs the `alembic` command of its environment when it creates a gradebook
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.pop("BERTLAB_GRADING_KEY", None)
     return env
 
 
@@ -541,7 +540,8 @@ def autograde(course: Path, names: Iterable[str] | None = None, students: Iterab
     with tempfile.TemporaryDirectory(prefix="bertlab-autograde-") as tmp:
         work = Path(tmp)
         template = _template(course, work)
-        settings = sandboxing.prepare(work, memory_mb=memory_mb, env=ENV).as_dict() if sandbox else None
+        settings = {n: sandboxing.prepare(work, n, memory_mb=memory_mb, env=ENV).as_dict() if sandbox else None
+                    for n in {n for _, n in todo}}
         path = _sqlite_path(db_url)
         if path is not None and not path.exists():  # a new gradebook: the template's, which knows the assignments
             path.write_bytes(template["gradebook.db"])
@@ -552,7 +552,7 @@ def autograde(course: Path, names: Iterable[str] | None = None, students: Iterab
         try:
             with _guard_sqlite(db_url) as notes, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                 futures = [(s, n, pool.submit(_grade_one, workers, template, course, s, n, work, timeout,
-                                              cell_timeout, settings)) for s, n in todo]
+                                              cell_timeout, settings[n])) for s, n in todo]
                 outcomes = [(s, n, f.result()) for s, n, f in futures]
         finally:
             while not workers.empty():

@@ -6,7 +6,7 @@ that runs the submission's code is started inside ``bwrap``, where it has:
 * an unprivileged uid (65534, ``nobody``): for real when the grader runs as root (``setpriv``), else the
   uid of a user namespace;
 * read-only views of the Python installation, the virtual environment and a non-editable copy of the
-  course library (made once per batch; the checkout's ``src/`` is not visible);
+  course library (one per assignment, its graded pieces stubbed out; the checkout's ``src/`` is not visible);
 * one writable folder of its own (HOME and working directory, empty at start), a private /tmp;
 * no network, its own PID, IPC and UTS namespaces: every process it starts dies with it;
 * limits on address space, processes (of uid 65534, when grading as root), file size and core dumps
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import secrets
 import shutil
@@ -29,7 +30,9 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import nbformat
 from jupyter_client.manager import AsyncKernelManager
+from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
 UID = 65534  # nobody
@@ -70,19 +73,26 @@ def unavailable() -> str | None:
     return None
 
 
-def prepare(work: Path, memory_mb: int = 6144, processes: int = 256, env: dict | None = None) -> Settings:
-    """A batch's sandbox folder under `work`, with a non-editable copy of the course library."""
+def prepare(work: Path, assignment: str | None = None, memory_mb: int = 6144, processes: int = 256,
+            env: dict | None = None) -> Settings:
+    """A sandbox folder under `work`, with a non-editable copy of the course library for `assignment`: in it,
+    that assignment's graded pieces are stubs that raise (`bertlab.grading.stubs`)."""
     import bertlab
+
+    from .stubs import stub_library
 
     root = Path(work) / "sandbox"
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(work, 0o711)  # the sandbox's uid may pass through, but list and read nothing on the way
     os.chmod(root, 0o711)
-    library = root / "library"
-    shutil.copytree(Path(bertlab.__file__).parent, library / "bertlab",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for path in [library, *library.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    library = root / f"library-{assignment or 'all'}"
+    if not library.exists():
+        shutil.copytree(Path(bertlab.__file__).parent, library / "bertlab",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        if assignment:
+            stub_library(library, assignment)
+        for path in [library, *library.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return Settings(root=str(root), library=str(library), memory_mb=memory_mb, processes=processes, env=env)
 
 
@@ -147,8 +157,6 @@ def _bwrap(settings: Settings, folder: Path | None) -> list[str]:
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
            "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{HOME}/.matplotlib"}
     env.update(settings.env or {})
-    if os.environ.get("BERTLAB_GRADING_KEY"):  # the completion key of bertlab.grading.signing (see the docs)
-        env["BERTLAB_GRADING_KEY"] = os.environ["BERTLAB_GRADING_KEY"]
     args += ["--clearenv"]
     for key, value in env.items():
         args += ["--setenv", key, str(value)]
@@ -228,7 +236,13 @@ class SandboxKernelManager(AsyncKernelManager):
 
 
 class SandboxedExecute(Execute):
-    """nbgrader's Execute with the kernel in the sandbox, and a cell time limit that SIGINT cannot dodge.
+    """nbgrader's Execute with the kernel in the sandbox, test cells run by the judge, and a cell time limit
+    that SIGINT cannot dodge.
+
+    A graded test cell never reaches the kernel: `bertlab.grading.judge` runs its source (the release's, as
+    nbgrader's OverwriteCells restored it) in this process, with the names that the release's solution cells
+    define reaching the kernel through data only; the judge's verdict becomes the cell's outputs, which
+    nbgrader's SaveAutoGrades scores.
 
     After a cell's time limit the kernel is interrupted (SIGINT); a kernel that does not answer within
     GRACE_SECONDS is killed (SIGKILL, its sandbox with it) and a fresh one started: the cell fails, the cells
@@ -240,6 +254,71 @@ class SandboxedExecute(Execute):
             kwargs["kernel_manager_class"] = SandboxKernelManager
         super().__init__(**kwargs)
         self._killed: asyncio.Event | None = None
+        self._names: list[str] = []
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._names = self._solution_names(resources or {})
+        return super().preprocess(nb, resources, km)
+
+    def _solution_names(self, resources: dict) -> list[str]:
+        """The names that the release's solution cells define (from the source notebook, never the submission)."""
+        info = resources.get("nbgrader", {})
+        course = self.config.CourseDirectory
+        source = (Path(course.get("root", os.getcwd())) / course.get("source_directory", "source")
+                  / str(info.get("assignment", "")) / f"{info.get('notebook', '')}.ipynb")
+        if not source.is_file():
+            return []
+        from . import judge
+
+        cells = nbformat.read(source, as_version=4).cells
+        return judge.defined_names([c.source for c in cells if c.cell_type == "code"
+                                    and c.get("metadata", {}).get("nbgrader", {}).get("solution")])
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        from . import judge
+
+        loop = asyncio.get_running_loop()
+
+        def send(expression: str, timeout: float) -> dict:
+            return asyncio.run_coroutine_threadsafe(self._request(expression, timeout), loop).result()
+
+        outputs = await asyncio.to_thread(judge.run_test, cell.source, self._names, send, float(self.timeout or 60))
+        cell.outputs = [nbformat.from_dict(o) for o in outputs]
+        return cell
+
+    execute_cell = run_sync(async_execute_cell)  # nbclient binds its own coroutine at class creation
+
+    async def _request(self, expression: str, timeout: float) -> dict:
+        """Evaluate one request expression in the kernel (a user expression: the reply is data on the shell)."""
+        from . import remote
+
+        msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"r": expression},
+                                 allow_stdin=False)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            try:
+                msg = await self.kc.get_shell_msg(timeout=max(end - loop.time(), 0.01))
+            except Exception:
+                reply = await self._async_handle_timeout(int(timeout))  # interrupt; kill if it does not answer
+                said = ((reply or {}).get("content") or {}).get("evalue")
+                raise TimeoutError(said or f"the test cell ran past its time limit ({self.timeout} s) in the "
+                                   "notebook's code, and was interrupted") from None
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                break
+        content = msg.get("content", {})
+        result = content.get("user_expressions", {}).get("r", {}) if content.get("status") == "ok" else content
+        if result.get("status") != "ok":
+            return {"ok": False, "ename": str(result.get("ename", "KernelError")), "rng": "",
+                    "evalue": str(result.get("evalue", "the kernel could not run the request"))}
+        data = result.get("data", {}).get("application/json", {})
+        text = data.get("reply") if isinstance(data, dict) else None
+        if not isinstance(text, str) or len(text) > 4 * remote.MAX_BYTES:
+            raise remote.ProtocolError("the kernel's reply is not the judge's data")
+        return json.loads(text)
 
     async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
         self._killed = killed = asyncio.Event()

@@ -1,0 +1,225 @@
+"""The judge: graded test cells run here, in the trusted grading process, never in the student's kernel.
+
+A test cell's source (the release's, hidden tests included: nbgrader restored it from the gradebook) runs in a
+fresh namespace of this process, where every name that the assignment's solution cells define is a `Remote`:
+calling it, reading its attributes or iterating it sends a request to the student's kernel and rebuilds the
+reply from data (`bertlab.grading.remote`). The assertions run here, on tensors this process built itself, so
+nothing the notebook does to its own interpreter (hooks, patched builtins or torch, fake modules, tensor
+subclasses, printed lines) can turn a failed test into a pass.
+
+Faithfulness: each request carries this process's torch RNG state and grad mode, and the kernel's RNG state
+comes back with the reply (one random stream, as if the test ran in the kernel); generator and random.Random
+arguments, tensors changed in place, lists and dicts are written back into the judge's objects.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import contextlib
+import io
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import remote
+
+ACTIVE = False  # True while a test cell runs in the judge (checks.passed then says that every test ran)
+
+Send = Callable[[str, float], dict]  # (expression, timeout) -> the reply's JSON data, or raises
+
+
+class RemoteError(Exception):
+    """An exception raised by the student's code in the kernel, reported by type name and message."""
+
+
+# Exceptions of the student's code that a test may expect (``except ValueError``) come back as their own type.
+EXCEPTIONS = {e.__name__: e for e in (ValueError, TypeError, IndexError, KeyError, RuntimeError, NameError,
+                                      AttributeError, NotImplementedError, ZeroDivisionError, StopIteration)}
+
+
+class Session:
+    """One kernel as the judge sees it: requests by `send`, under a deadline."""
+
+    def __init__(self, send: Send, deadline: float) -> None:
+        self.send = send
+        self.deadline = deadline
+
+    def request(self, op: str, target: dict, **fields: Any) -> Any:
+        """Run one operation in the kernel; return its value as rebuilt here (raise what it raised)."""
+        message = {"op": op, "target": target, "grad": torch.is_grad_enabled(),
+                   "rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(), **fields}
+        payload = base64.b64encode(json.dumps(message).encode()).decode()
+        expression = f"__import__('bertlab.grading.remote', fromlist=['serve']).serve({payload!r})"
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the test cell ran past its time limit")
+        reply = self.send(expression, left)
+        if not isinstance(reply, dict) or not isinstance(reply.get("rng"), str):
+            raise remote.ProtocolError("the kernel's reply is not a reply")
+        state = remote._b64(reply["rng"], [0, 10_000])
+        if state:
+            with contextlib.suppress(RuntimeError, ValueError):
+                torch.set_rng_state(torch.frombuffer(bytearray(state), dtype=torch.uint8).clone())
+        if reply.get("ok") is not True:
+            ename, evalue = str(reply.get("ename", "Error"))[:100], str(reply.get("evalue", ""))[:2000]
+            raise EXCEPTIONS.get(ename, RemoteError)(f"{evalue}" if ename in EXCEPTIONS else f"{ename}: {evalue}")
+        return reply
+
+    def value(self, data: Any) -> Any:
+        """A reply's value: plain data, with handles wrapped as `Remote` objects."""
+        return remote.decode(data, lambda handle: Remote(self, {"handle": handle}))
+
+
+def _encode_argument(value: Any) -> Any:
+    return remote.encode(value, keep=lambda obj: _handle_of(obj))
+
+
+def _handle_of(obj: Any) -> int:
+    if isinstance(obj, Remote):
+        if "handle" not in obj._ref:
+            reply = obj._session.request("handle", obj._ref).get("value")
+            if not (isinstance(reply, dict) and type(reply.get("__handle__")) is int):
+                raise remote.ProtocolError("the kernel did not give a handle")
+            return reply["__handle__"]
+        return obj._ref["handle"]
+    raise remote.ProtocolError(f"a test passed a {type(obj).__name__}, which cannot be sent to the kernel")
+
+
+def _write_back(original: Any, new: Any) -> None:
+    """Put the kernel's final value of an argument into the judge's own object (in-place changes show here)."""
+    if isinstance(original, torch.Tensor) and isinstance(new, torch.Tensor):
+        with torch.no_grad():
+            if original.shape == new.shape and original.dtype == new.dtype and not torch.equal(original, new):
+                original.copy_(new)
+        if new.grad is not None and original.is_leaf and original.requires_grad:
+            original.grad = new.grad if original.grad is None else original.grad + new.grad
+    elif isinstance(original, torch.Generator) and isinstance(new, torch.Generator):
+        original.set_state(new.get_state())
+    elif isinstance(original, random.Random) and isinstance(new, random.Random):
+        original.setstate(new.getstate())
+    elif isinstance(original, list) and isinstance(new, list):
+        original[:] = new
+    elif isinstance(original, dict) and isinstance(new, dict):
+        original.clear()
+        original.update(new)
+
+
+class Remote:
+    """A name of the notebook (or an object it returned) that lives in the kernel; used through data only."""
+
+    __slots__ = ("_session", "_ref")
+
+    def __init__(self, session: Session, ref: dict) -> None:
+        object.__setattr__(self, "_session", session)
+        object.__setattr__(self, "_ref", ref)
+
+    def _call(self, args: tuple, kwargs: dict, backward: bool = False) -> Any:
+        reply = self._session.request("call", self._ref, args=[_encode_argument(a) for a in args],
+                                      kwargs={"__dict__": [[k, _encode_argument(v)] for k, v in kwargs.items()]},
+                                      backward=backward)
+        written = self._session.value(reply.get("written", {"__dict__": []}))
+        if not isinstance(written, dict):
+            raise remote.ProtocolError("the kernel's written arguments are not a dict")
+        for key, new in written.items():
+            if isinstance(key, int) and 0 <= key < len(args):
+                _write_back(args[key], new)
+            elif isinstance(key, str) and key in kwargs:
+                _write_back(kwargs[key], new)
+        return self._session.value(reply.get("value"))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(args, kwargs)
+
+    def _library(self, name: str) -> Remote:
+        """A helper of the course library (``module:name``), called where this object lives (in the kernel)."""
+        return Remote(self._session, {"library": name})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._session.value(self._session.request("getattr", self._ref, name=name).get("value"))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("the test cannot set attributes of the notebook's objects")
+
+    def __iter__(self):
+        items = self._session.value(self._session.request("iter", self._ref).get("value"))
+        if not isinstance(items, list):
+            raise remote.ProtocolError("iteration did not give a list")
+        return iter(items)
+
+    def __len__(self) -> int:
+        n = self._session.request("len", self._ref).get("value")
+        if type(n) is not int or n < 0:
+            raise remote.ProtocolError("len() did not give a count")
+        return n
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._session.value(self._session.request("getitem", self._ref, key=_encode_argument(key)).get("value"))
+
+    def __repr__(self) -> str:
+        return f"<the notebook's {self._ref.get('name', 'object')} (in the kernel)>"
+
+
+def backward(function: Remote, *args: Any, **kwargs: Any) -> Any:
+    """Call `function` in the kernel and back-propagate the sum of its output (its first, if a tuple) there.
+
+    The gradients of the tensor arguments come back into their ``.grad``; those of the notebook's parameters
+    stay in the kernel (read them as attributes, e.g. ``head.bias.grad``). Returns the call's value."""
+    if not isinstance(function, Remote):
+        raise TypeError("backward() takes one of the notebook's functions or objects")
+    return function._call(args, kwargs, backward=True)
+
+
+def defined_names(sources: list[str]) -> list[str]:
+    """The top-level names that these (solution) cells bind: functions, classes, imports, simple assignments."""
+    names: list[str] = []
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.append(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names += [(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"]
+            elif isinstance(node, ast.Assign):
+                names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return list(dict.fromkeys(names))
+
+
+def run_test(source: str, names: list[str], send: Send, timeout: float) -> list[dict]:
+    """Run one test cell's source here, with `names` in the kernel; return the cell's outputs (nbformat dicts).
+
+    Passing: what the test printed. Failing: one error output with the exception's message only, so that no
+    line of a hidden test is quoted."""
+    session = Session(send, time.monotonic() + timeout)
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    namespace.update({name: Remote(session, {"name": name}) for name in names})
+    printed = io.StringIO()
+    error = None
+    global ACTIVE
+    ACTIVE = True
+    try:
+        code = compile(source, "<test cell>", "exec")
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+            exec(code, namespace)
+    except BaseException as e:  # noqa: BLE001 - every failure of the test is the cell's verdict
+        error = e
+    finally:
+        ACTIVE = False
+    outputs = []
+    if printed.getvalue():
+        outputs.append({"output_type": "stream", "name": "stdout", "text": printed.getvalue()})
+    if error is not None:
+        ename = type(error).__name__
+        evalue = str(error) or ("raised by the notebook's code" if isinstance(error, Exception) else "stopped")
+        outputs.append({"output_type": "error", "ename": ename, "evalue": evalue,
+                        "traceback": [f"{ename}: {evalue}"]})
+    return outputs
