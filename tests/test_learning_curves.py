@@ -77,8 +77,14 @@ def test_the_shipped_curves_chose_on_validation_and_cover_every_point(name):
     for task in plan["tasks"]:
         for start in plan["starts"]:
             grid = [r for r in results["grid"] if (r["task"], r["start"]) == (task, start)]
-            assert {r["learning_rate"] for r in grid} == set(plan["learning_rates"])
-            chosen = max(grid, key=lambda r: r["validation"])["learning_rate"]
+            fixed = plan.get("fixed_rates", {}).get(f"{task}/{start}")
+            if fixed is None:
+                assert {r["learning_rate"] for r in grid} == set(plan["learning_rates"])
+                best = max(r["validation"] for r in grid)  # a tie goes to the smaller rate
+                chosen = min(r["learning_rate"] for r in grid if r["validation"] == best)
+            else:
+                assert not grid
+                chosen = fixed
             points = [r for r in results["points"] if (r["task"], r["start"]) == (task, start)]
             assert {r["learning_rate"] for r in points} == {chosen}
             assert sorted((r["n"], r["seed"]) for r in points) == sorted(
@@ -101,11 +107,11 @@ def test_each_start_names_its_weights():
 @pytest.mark.filterwarnings("ignore:.*(newly initialised|not used from)")
 def test_the_sweep_starts_from_stage1_stacked_and_counts_compute(tmp_path):
     """The sweep's first point is stage 1 stacked to the course architecture (layer i = stage-1 layer i mod 2),
-    and the compute grows with the stage-2 steps up to the whole budget."""
+    and the compute grows with the steps after stage 1 up to the shipped model's (stages 2 and 3)."""
     import torch
 
     from bertlab.checkpoint import course_model_dir, read_state_dict
-    from bertlab.experiments import COURSE, STAGE1
+    from bertlab.experiments import COURSE, STAGE1, STAGE3
     from bertlab.heads import BertForSequenceClassification
     from bertlab.learning_curves import pretraining_compute, stacked_stage1
 
@@ -117,9 +123,10 @@ def test_the_sweep_starts_from_stage1_stacked_and_counts_compute(tmp_path):
         key = "encoder.layer.{}.attention.self.value.weight"
         assert torch.equal(model.bert.state_dict()[key.format(i)], stage1["bert." + key.format(i % 2)].float())
     assert (directory / "vocab.txt").read_bytes() == (course_model_dir() / "vocab.txt").read_bytes()
-    zero, half, full = (pretraining_compute(s) for s in (0, COURSE["max_steps"] // 2, COURSE["max_steps"]))
-    assert 0 < zero["fraction"] < half["fraction"] < full["fraction"] == 1.0
-    assert zero["token_layers_millions"] < half["token_layers_millions"] < full["token_layers_millions"]
+    zero, stage2, full = (pretraining_compute(s) for s in (0, COURSE["max_steps"],
+                                                           COURSE["max_steps"] + STAGE3["max_steps"]))
+    assert 0 < zero["fraction"] < stage2["fraction"] < full["fraction"] == 1.0
+    assert zero["token_layers_millions"] < stage2["token_layers_millions"] < full["token_layers_millions"]
 
 
 def test_the_sweep_measures_every_checkpoint_against_the_same_random_runs():
@@ -129,10 +136,10 @@ def test_the_sweep_measures_every_checkpoint_against_the_same_random_runs():
     from bertlab.learning_curves import SWEEP_TASKS
 
     sweep, curves = load_results("pretraining_compute"), load_results("learning_curves")
-    chosen = {r["learning_rate"] for r in curves["points"] if r["start"] == "course" and r["task"] in SWEEP_TASKS}
-    assert set(sweep["plan"]["learning_rates"]) == chosen
+    chosen = {(r["task"], r["start"]): r["learning_rate"] for r in curves["points"] if r["task"] in SWEEP_TASKS}
     shared = {(r["task"], r["start"], r["n"], r["seed"]): r["test"] for r in curves["points"]}
     for run in sweep["points"]:
+        assert run["learning_rate"] == chosen[(run["task"], "random" if run["start"] == "random" else "course")]
         if run["start"] in ("course", "random"):
             assert run["test"] == shared[(run["task"], run["start"], run["n"], run["seed"])]
     fractions = [c["fraction"] for c in sweep["checkpoints"].values()]

@@ -75,6 +75,7 @@ class Plan:
     validation_examples: int = VALIDATION_EXAMPLES
     test_examples: int = TEST_EXAMPLES
     checkpoints: dict[str, str] = field(default_factory=lambda: {"course": str(course_model_dir())})
+    fixed_rates: dict[str, float] = field(default_factory=dict)  # "task/start": a rate chosen elsewhere, no grid
 
     @classmethod
     def transfer(cls, checkpoint: str) -> Plan:
@@ -215,10 +216,13 @@ def run_plan(plan: Plan, runs_dir: Path, jobs: int = 1) -> dict[str, Any]:
                     f.write(json.dumps(run) + "\n")
 
     first, pairs = plan.seeds[0], [(task, start) for task in plan.tasks for start in plan.starts]
-    grid = [(task, start, plan.select_at, first, lr) for task, start in pairs for lr in plan.learning_rates]
+    free = [(task, start) for task, start in pairs if f"{task}/{start}" not in plan.fixed_rates]
+    grid = [(task, start, plan.select_at, first, lr) for task, start in free for lr in plan.learning_rates]
     run_all(grid)
+    # the best validation score wins; a tie goes to the smaller rate (the first of LEARNING_RATES)
     chosen = {(task, start): max((done[(task, start, plan.select_at, first, lr)] for lr in plan.learning_rates),
-                                 key=lambda r: r["validation"])["learning_rate"] for task, start in pairs}
+                                 key=lambda r: r["validation"])["learning_rate"] for task, start in free}
+    chosen |= {(task, start): plan.fixed_rates[f"{task}/{start}"] for task, start in pairs if (task, start) not in free}
     wanted = [(task, start, n, seed, chosen[(task, start)]) for task, start, n in cells for seed in plan.seeds]
     run_all(wanted)
     baselines = [baseline_point(plan, task, n, seed) for task in plan.tasks for n in sizes[task] for seed in plan.seeds]
@@ -260,38 +264,41 @@ def stacked_stage1(directory: Path) -> Path:
     return directory
 
 
-def pretraining_compute(stage2_steps: int) -> dict[str, float]:
-    """Pretraining compute of the course model after ``stage2_steps`` of stage 2, in millions of token-layers
-    (tokens seen in training times encoder layers: the part of the cost that grows with depth)."""
+def pretraining_compute(steps: int) -> dict[str, float]:
+    """Pretraining compute of the course model ``steps`` steps after stage 1 (stages 2 and 3 share their batch
+    size and sequence length), in millions of token-layers (tokens seen in training times encoder layers: the
+    part of the cost that grows with depth), and as a fraction of the shipped model's."""
     from .config import BertConfig
-    from .experiments import COURSE, STAGE1, load_training
+    from .experiments import COURSE, STAGE1, STAGE3, load_training
 
     stage1 = load_training(STAGE1)["args"]
     layers1 = BertConfig.from_json_file(STAGE1 / "config.json").num_hidden_layers
-    layers2 = BertConfig.from_json_file(course_model_dir() / "config.json").num_hidden_layers
+    layers = BertConfig.from_json_file(course_model_dir() / "config.json").num_hidden_layers
     first = stage1["max_steps"] * stage1["batch_size"] * stage1["max_length"] * layers1 / 1e6
-    second = stage2_steps * COURSE["batch_size"] * COURSE["max_length"] * layers2 / 1e6
-    return {"stage2_steps": stage2_steps, "token_layers_millions": round(first + second, 1),
-            "fraction": round((first + second) / (first + COURSE["max_steps"] * COURSE["batch_size"]
-                                                  * COURSE["max_length"] * layers2 / 1e6), 3)}
+    per_step = COURSE["batch_size"] * COURSE["max_length"] * layers / 1e6
+    shipped = first + (COURSE["max_steps"] + STAGE3["max_steps"]) * per_step
+    return {"steps_after_stage1": steps, "token_layers_millions": round(first + steps * per_step, 1),
+            "fraction": round((first + steps * per_step) / shipped, 3)}
 
 
 def run_sweep(runs_dir: Path, extra: dict[str, tuple[str, int]], jobs: int = 1) -> dict[str, Any]:
     """The learning curves' protocol at N in SWEEP_SIZES for checkpoints along the course model's pretraining:
-    before stage 2, any ``extra`` {name: (directory, stage-2 steps)}, and the shipped model. Each uses the
-    learning rate chosen for the course model in the learning curves, and shares their random-weights runs."""
-    from .experiments import COURSE, cross_evaluate, load_results
+    before stage 2, any ``extra`` {name: (directory, steps after stage 1)}, the end of stage 2, and the shipped
+    model. Each uses the learning rate chosen for the course model in the learning curves (per task), and the
+    random-weights runs are the curves' own (same rate, same seeds)."""
+    from .experiments import COURSE, STAGE2, STAGE3, cross_evaluate, load_results
 
     curves = load_results(RESULTS_NAME)
-    rates = {r["learning_rate"] for r in curves["points"] if r["start"] == "course" and r["task"] in SWEEP_TASKS}
-    if len(rates) != 1:
-        raise ValueError(f"the course model's chosen learning rates differ between tasks ({sorted(rates)}); "
-                         "the sweep uses one.")
+    rates = {(r["task"], r["start"]): r["learning_rate"] for r in curves["points"] if r["task"] in SWEEP_TASKS}
     checkpoints = {"stage2-0": (str(stacked_stage1(runs_dir / "stacked-stage1")), 0), **extra,
-                   "course": (str(course_model_dir()), COURSE["max_steps"])}
-    checkpoints = dict(sorted(checkpoints.items(), key=lambda item: item[1][1]))  # by compute; extra may pass course
-    plan = Plan(tasks=SWEEP_TASKS, sizes=SWEEP_SIZES, learning_rates=tuple(rates), starts=(*checkpoints, "random"),
-                select_at=max(SWEEP_SIZES), checkpoints={name: path for name, (path, _) in checkpoints.items()})
+                   "stage2": (str(STAGE2), COURSE["max_steps"]),
+                   "course": (str(course_model_dir()), COURSE["max_steps"] + STAGE3["max_steps"])}
+    checkpoints = dict(sorted(checkpoints.items(), key=lambda item: item[1][1]))  # by compute
+    fixed = {f"{task}/{name}": rates[(task, "course")] for task in SWEEP_TASKS for name in checkpoints}
+    fixed |= {f"{task}/random": rates[(task, "random")] for task in SWEEP_TASKS}
+    plan = Plan(tasks=SWEEP_TASKS, sizes=SWEEP_SIZES, learning_rates=(), starts=(*checkpoints, "random"),
+                select_at=max(SWEEP_SIZES), checkpoints={name: path for name, (path, _) in checkpoints.items()},
+                fixed_rates=fixed)
     results = run_plan(plan, runs_dir, jobs)
     mlm = cross_evaluate({name: path for name, (path, _) in checkpoints.items()})
     results["checkpoints"] = {name: {**pretraining_compute(steps), "mlm_accuracy": mlm[name]["mlm_accuracy"],
@@ -324,7 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "random weights take its architecture")
     parser.add_argument("--sweep", nargs="*", metavar="NAME=DIR:STEPS",
                         help="the gap against pretraining compute (results/pretraining_compute.json), for the course "
-                        "model before and after stage 2 and for any checkpoint DIR of stage 2 after STEPS steps")
+                        "model before and after stage 2, the shipped model, and any checkpoint DIR of stage 2 or 3 "
+                        "STEPS steps after stage 1")
     parser.add_argument("--transfer", metavar="DIR", help="the MiniLM start adapted to Chinese, from this checkpoint "
                         "(results/transfer_curves.json)")
     parser.add_argument("--quick", action="store_true", help="a small plan (for tests); writes nothing to the package")
