@@ -9,7 +9,8 @@ and for readers without JavaScript::
 
 Demos: ``fill-mask`` (top 5 tokens for each [MASK]), ``masking`` (BERT's 15% / 80-10-10 rule, or whole
 words, with a seed) and ``attention`` (the maps of every layer and head). ``static/course_demos.js`` builds
-them, with the course tokenizer of ``static/course_tokenizer.js``. Everything they load comes from the site itself, from ``_static/course-demos/``:
+them, with the course tokenizer of ``static/course_tokenizer.js``. Everything they load comes from the site
+itself, from ``_static/course-demos/``:
 
 * ``course-model.onnx``: the course model, exported at build time with ``bertlab.onnx_export`` (about 4 MB,
   fp16 weights). It is derived from the checkpoint, so it is not kept in git: the build exports it again
