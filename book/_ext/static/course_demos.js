@@ -14,7 +14,7 @@
   "use strict";
 
   const BASE = new URL("course-demos/", document.currentScript.src).href;
-  const {Tokenizer} = window.CourseTokenizer; // course_tokenizer.js, loaded first
+  const {Tokenizer, WHITESPACE} = window.CourseTokenizer; // course_tokenizer.js, loaded first
   const NO_WASM = "This live demo runs the course model with WebAssembly, which is turned off or not supported " +
     "in this browser. The outputs printed above come from the same model.";
 

@@ -2,7 +2,7 @@
  *
  * The same steps as the `tokenizers` pipeline of bertlab.tokenizer (BertNormalizer, BertPreTokenizer,
  * WordPiece), so that the live demos (course_demos.js) feed the model exactly the ids bertlab gives.
- * window.CourseTokenizer exposes the Tokenizer class and the special tokens.
+ * window.CourseTokenizer exposes the Tokenizer class, the special tokens and the whitespace rule.
  */
 (function () {
   "use strict";
@@ -100,5 +100,5 @@
     }
   }
 
-  window.CourseTokenizer = {Tokenizer, SPECIALS, MAX_TOKENS};
+  window.CourseTokenizer = {Tokenizer, SPECIALS, MAX_TOKENS, WHITESPACE};
 })();
