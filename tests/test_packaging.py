@@ -37,7 +37,8 @@ def undeclared(modules: set[str], declared: set[str]) -> list[str]:
     """The third-party modules among `modules` that no declared distribution provides."""
     providers = packages_distributions()
     missing = []
-    for module in sorted(modules - set(sys.stdlib_module_names) - {"bertlab"}):
+    builtin = set(sys.stdlib_module_names) | {"__main__"}  # the running program's own module, never a distribution
+    for module in sorted(modules - builtin - {"bertlab"}):
         distributions = {canonicalize_name(d) for d in providers.get(module, [module])}
         if not distributions & declared:
             missing.append(f"{module} (from {', '.join(sorted(distributions))})")
@@ -50,7 +51,7 @@ def test_every_import_of_the_library_is_declared_in_pyproject():
 
 
 def test_an_undeclared_import_is_caught(tmp_path):
-    (tmp_path / "m.py").write_text("import os\nimport numpy\nfrom yaml import safe_load\nfrom . import sibling\n")
+    (tmp_path / "m.py").write_text("import os\nimport __main__\nimport numpy\nfrom yaml import safe_load\nfrom . import sibling\n")
     assert undeclared(imported_modules(tmp_path), {"numpy"}) == ["yaml (from pyyaml)"]
 
 
