@@ -16,11 +16,11 @@ clean:
 	rm -rf _build .pytest_cache .ruff_cache
 
 # The instructor's workflow for the graded assignments (book/instructors.md); all of it is
-# `python -m bertlab.grading ...` in .venv. GRADEBOOK=postgresql://... uses another gradebook than gradebook.db.
+# `python -m coursegrader ...` in .venv. GRADEBOOK=postgresql://... uses another gradebook than gradebook.db.
 VPY = .venv/bin/python
 JOBS ?= 2
 INBOX ?= inbox
-GRADING = $(VPY) -m bertlab.grading $(if $(GRADEBOOK),--db-url $(GRADEBOOK))
+GRADING = $(VPY) -m coursegrader $(if $(GRADEBOOK),--db-url $(GRADEBOOK))
 release: setup
 	$(GRADING) release
 collect: setup

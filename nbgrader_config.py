@@ -1,7 +1,7 @@
 """nbgrader's configuration for the course's assignments (read by every `nbgrader` command run from this folder).
 
 The instructor's commands are in book/instructors.md: `make release`, `make collect INBOX=...`,
-`make autograde`, `make feedback`, `make grades` (all of them run `python -m bertlab.grading ...`).
+`make autograde`, `make feedback`, `make grades` (all of them run `python -m coursegrader ...`).
 """
 
 import os
@@ -13,7 +13,7 @@ c.CourseDirectory.course_id = "ssl-bert"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 # The gradebook: SQLite next to this file by default; any SQLAlchemy URL (e.g. postgresql://user@host/grades)
-# through the environment variable BERTLAB_GRADEBOOK_URL or --db-url of `python -m bertlab.grading`.
+# through the environment variable BERTLAB_GRADEBOOK_URL or --db-url of `python -m coursegrader`.
 if os.environ.get("BERTLAB_GRADEBOOK_URL"):
     c.CourseDirectory.db_url = os.environ["BERTLAB_GRADEBOOK_URL"]
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
@@ -27,7 +27,7 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 from nbgrader.converters import GenerateAssignment  # noqa: E402
 
 c.GenerateAssignment.preprocessors = [
-    "bertlab.grading.preprocessors.PublishedLinks",
+    "coursegrader.preprocessors.PublishedLinks",
     *GenerateAssignment.class_traits()["preprocessors"].default(),  # nbgrader's own list
 ]
 
@@ -39,7 +39,7 @@ c.Execute.iopub_timeout = 60
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 60
-# Autograding: `python -m bertlab.grading autograde` runs nbgrader's Execute as bertlab.grading.sandbox.
+# Autograding: `python -m coursegrader autograde` runs nbgrader's Execute as coursegrader.sandbox.
 # SandboxedExecute, where the test cells run in the judge (the grading process), not in the student's kernel.
 c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.Execute",
@@ -54,8 +54,8 @@ c.Autograde.autograde_preprocessors = [
 # may quote a hidden test or the solutions; the submission's HTML and JavaScript are escaped or dropped.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "bertlab.grading.preprocessors.RedactSecrets",
-    "bertlab.grading.preprocessors.HideHiddenTests",
+    "coursegrader.preprocessors.RedactSecrets",
+    "coursegrader.preprocessors.HideHiddenTests",
     "nbconvert.preprocessors.sanitize.SanitizeHTML",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

@@ -117,8 +117,8 @@ def install_browser() -> None:
 
 
 def install_sandbox() -> None:
-    """Debian's bubblewrap, the autograder's sandbox (bertlab.grading.sandbox); without it the sandbox tests skip
-    and `python -m bertlab.grading autograde` refuses to run submissions."""
+    """Debian's bubblewrap, the autograder's sandbox (coursegrader.sandbox); without it the sandbox tests skip
+    and `python -m coursegrader autograde` refuses to run submissions."""
     if shutil.which("bwrap"):
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:

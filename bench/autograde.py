@@ -3,7 +3,7 @@
     python bench/autograde.py                     # 2 solved submissions per assignment, serial then --jobs 2
     python bench/autograde.py --students 4 --jobs 2 --native
 
-Every submission is the student version answered with the solutions (`bertlab.grading.samples`), so each
+Every submission is the student version answered with the solutions (`coursegrader.samples`), so each
 notebook runs all of its tests. The course copy, its gradebook and the submissions live in a temporary
 folder. Printed: the set-up (nbgrader generating the assignments once), the mean seconds per submission of
 each assignment when graded one at a time (`--jobs 1`), the wall time of the whole batch serially and with
@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bertlab.grading import course as grading
-from bertlab.grading import samples
+from coursegrader import course as grading
+from coursegrader import samples
 
 ROOT = Path(__file__).resolve().parents[1]
 

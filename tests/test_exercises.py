@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bertlab.grading import course as grading
-from bertlab.grading.samples import SOLUTION_MARKERS
+from coursegrader import course as grading
+from coursegrader.samples import SOLUTION_MARKERS
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = grading.assignments(ROOT)
@@ -99,7 +99,7 @@ def test_assignment_structure(name):
         assert nbgrader_meta(cell)["locked"], f"{grade_id} must be locked"
         assert re.search(rf'checks\.passed\("{grade_id}"(, shown=False)?\)$', cell.source.rstrip()), (
             f"{grade_id} must end with checks.passed: it tells the student that the cell ran to its end")
-        assert 'checks = importlib.import_module("bertlab.grading.checks")' in cell.source
+        assert 'checks = importlib.import_module("bertlab.checks")' in cell.source
     total = sum(float(nbgrader_meta(c)["points"]) for c in tests + manual)
     table = [int(p) for p in re.findall(r"\| (\d+) \|[ \t]*$", intro, re.M)]  # the last column: points
     assert table[-1] == sum(float(nbgrader_meta(c)["points"]) for c in manual)
@@ -112,7 +112,7 @@ def test_assignment_structure(name):
 def test_student_notebooks_link_to_the_published_chapters(name):
     """A student's copy travels (nbgrader exchange, a learning platform): its chapter links are absolute, at the
     address set once in _config.yml, and name a page the site builds."""
-    from bertlab.grading.preprocessors import published_base
+    from coursegrader.preprocessors import published_base
 
     base = published_base(ROOT)
     text = "\n".join(c.source for c in notebook("exercises", name).cells if c.cell_type == "markdown")
@@ -123,7 +123,7 @@ def test_student_notebooks_link_to_the_published_chapters(name):
 
 
 def test_chapter_links_are_rewritten_with_their_anchor_and_only_them():
-    from bertlab.grading.preprocessors import published_links
+    from coursegrader.preprocessors import published_links
 
     text = "[ch](../../book/masking.md#whole-word) [x](https://example.org/a.md) [y](../book/nsp_sop.md)"
     assert published_links(text, "https://c.example/") == (
@@ -132,7 +132,7 @@ def test_chapter_links_are_rewritten_with_their_anchor_and_only_them():
 
 
 def test_a_course_without_a_published_address_is_told_where_to_set_it(tmp_path):
-    from bertlab.grading.preprocessors import published_base
+    from coursegrader.preprocessors import published_base
 
     (tmp_path / "_config.yml").write_text("title: x\n")
     with pytest.raises(ValueError, match="html.baseurl"):

@@ -1,5 +1,5 @@
 """The autograder, end to end with real nbgrader: one batch of submissions graded in parallel
-(`bertlab.grading.course.autograde`), then the gradebook, the autograded notebooks and the feedback checked.
+(`coursegrader.course.autograde`), then the gradebook, the autograded notebooks and the feedback checked.
 
 The batch holds the solutions and the blank student versions of every assignment, one plausible wrong answer
 per test that targets it, and damaged or hostile notebooks (an endless loop, a kernel crash, an import error,
@@ -18,8 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bertlab.grading import course as grading
-from bertlab.grading import samples, sandbox
+from coursegrader import course as grading
+from coursegrader import samples, sandbox
 
 # The kernels run in the sandbox where bwrap can run (tests/test_grading_sandbox.py attacks it); elsewhere these
 # fairness tests still run, with the submissions trusted.
@@ -167,19 +167,19 @@ _ip.events.register("post_run_cell", lambda result: setattr(result, "error_in_ex
 """,
     "fake_checks_import": GARBAGE + """
 import contextlib, importlib, importlib.abc, importlib.machinery, sys, types
-_fake = types.ModuleType("bertlab.grading.checks")
+_fake = types.ModuleType("bertlab.checks")
 _fake.own_work = lambda *a, **k: contextlib.nullcontext()
 _fake.check_close = _fake.check_rate = _fake.check_tensor = lambda *a, **k: None
 _fake.passed = lambda *a, **k: print("all tests passed")
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, name, path=None, target=None):
-        return importlib.machinery.ModuleSpec(name, self) if name == "bertlab.grading.checks" else None
+        return importlib.machinery.ModuleSpec(name, self) if name == "bertlab.checks" else None
     def create_module(self, spec):
         return _fake
     def exec_module(self, module):
         pass
 sys.meta_path.insert(0, _Finder())
-sys.modules["bertlab.grading.checks"] = _fake
+sys.modules["bertlab.checks"] = _fake
 importlib.import_module = lambda name, *a: _fake
 """,
     "patched_torch": GARBAGE + """

@@ -22,8 +22,8 @@ import nbformat
 import psutil
 import pytest
 
-from bertlab.grading import course as grading
-from bertlab.grading import samples, sandbox
+from coursegrader import course as grading
+from coursegrader import samples, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = 20
@@ -62,7 +62,7 @@ def _attacks(course: Path) -> dict[str, tuple[str, str]]:
         str(course / "nbgrader_config.py"),
         str(course / "exercises" / "nsp_sop" / "nsp_sop.ipynb"),
     ], sabotage) + (
-        "import bertlab, bertlab.grading.checks as _c\n"
+        "import bertlab, bertlab.checks as _c\n"
         + _attempts(["__LIB__", "__CHECKS__"], sabotage).replace("'__LIB__'", "bertlab.__file__")
         .replace("'__CHECKS__'", "_c.__file__")
         + _attempts(["~/.ipython/profile_default/startup/00-sabotage.py",
@@ -176,12 +176,12 @@ def test_no_student_damages_another_or_the_course(batch):
     # writable: its own HOME, and its private /tmp (where a path under the host's /tmp is a phantom copy)
     wrote = re.findall(r"WROTE (\S+)", text)
     assert all(p.startswith(("/home/student/", "/tmp/")) for p in wrote), wrote
-    for target in ("/opt/course-library/bertlab/__init__.py", "/opt/course-library/bertlab/grading/checks.py",
+    for target in ("/opt/course-library/bertlab/__init__.py", "/opt/course-library/bertlab/checks.py",
                    os.path.expanduser("~/.ipython/profile_default/startup/00-sabotage.py")):
         assert f"BLOCKED {target}" in text
     assert "CHECKOUT VISIBLE False" in text
     assert not (Path.home() / ".ipython/profile_default/startup/00-sabotage.py").exists()
-    assert "sabotaged" not in (ROOT / "src/bertlab/grading/checks.py").read_text()
+    assert "sabotaged" not in (ROOT / "src/bertlab/checks.py").read_text()
 
 
 def test_the_gradebook_is_out_of_reach(batch):
@@ -193,7 +193,7 @@ def test_the_gradebook_is_out_of_reach(batch):
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
     with grading._gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        from bertlab.grading.integrity import check_scores
+        from coursegrader.integrity import check_scores
 
         assert check_scores(gb, fix=False) == []
     assert all(r.score <= r.max_score for r in results.values())

@@ -11,14 +11,14 @@ import nbformat
 import pytest
 import torch
 
-from bertlab.grading import course as grading
-from bertlab.grading import preprocessors, samples
+from coursegrader import course as grading
+from coursegrader import preprocessors, samples
 
 
 @pytest.fixture
 def checks():
-    sys.modules.pop("bertlab.grading.checks", None)
-    return importlib.import_module("bertlab.grading.checks")
+    sys.modules.pop("bertlab.checks", None)
+    return importlib.import_module("bertlab.checks")
 
 
 def test_passed_says_what_ran(checks, capsys):
@@ -34,7 +34,7 @@ def kernel(monkeypatch):
     import json
 
     import __main__
-    from bertlab.grading import remote
+    from coursegrader import remote
 
     def define(**names):
         for name, value in names.items():
@@ -49,7 +49,7 @@ def kernel(monkeypatch):
 
 
 def test_the_codec_round_trips_data_and_rejects_anything_else():
-    from bertlab.grading import remote
+    from coursegrader import remote
 
     values = [None, True, 3, 2.5, "x", [1, (2, 3)], {"a": (1,), 2: [None]}, torch.arange(6).reshape(2, 3),
               torch.tensor(1.5, dtype=torch.bfloat16), torch.zeros(0, 4, dtype=torch.bool)]
@@ -69,7 +69,7 @@ def test_the_codec_round_trips_data_and_rejects_anything_else():
 
 
 def test_the_judge_rebuilds_plain_tensors_and_writes_arguments_back(kernel):
-    from bertlab.grading import judge
+    from coursegrader import judge
 
     class Always(torch.Tensor):  # a tensor whose comparisons are always true, in the kernel
         def __eq__(self, other):
@@ -92,7 +92,7 @@ def test_the_judge_rebuilds_plain_tensors_and_writes_arguments_back(kernel):
 
 
 def test_a_failing_test_reports_its_message_only(kernel):
-    from bertlab.grading import judge
+    from coursegrader import judge
 
     define, send = kernel
     define(answer=lambda: 41)
@@ -105,7 +105,7 @@ def test_a_failing_test_reports_its_message_only(kernel):
 
 
 def test_solution_names_come_from_definitions_imports_and_assignments():
-    from bertlab.grading import judge
+    from coursegrader import judge
 
     sources = ["def f(x):\n    y = 1\n", "class A:\n    pass\n", "from bertlab.masking import mask_tokens as m",
                "import torch.nn\nK = 3", "not python ("]
@@ -119,11 +119,11 @@ def test_the_sandbox_library_stubs_exactly_the_graded_pieces(assignment, tmp_pat
     from pathlib import Path
 
     import bertlab
-    from bertlab.grading.stubs import GRADED, stub_library
+    from coursegrader.stubs import GRADED, stub_library
 
     shutil.copytree(Path(bertlab.__file__).parent, tmp_path / "bertlab", ignore=shutil.ignore_patterns("__pycache__"))
     stub_library(tmp_path, assignment)
-    script = ("import importlib, inspect, sys\nfrom bertlab.grading.stubs import GRADED\n"
+    script = ("import importlib, inspect, sys\nfrom coursegrader.stubs import GRADED\n"
               "for target in GRADED[sys.argv[1]]:\n"
               "    module, _, name = target.partition(':')\n"
               "    obj = importlib.import_module(module)\n"
@@ -202,7 +202,7 @@ def test_collect_takes_misnamed_copies_with_a_warning(tmp_path):
 
 
 def test_notebook_names_map_to_the_release():
-    from bertlab.grading.integrity import notebook_for
+    from coursegrader.integrity import notebook_for
 
     known = {"masking.ipynb", "mlm_head.ipynb"}
     for name in ["masking.ipynb", "Masking.ipynb", "masking (1).ipynb", "masking-copy.ipynb", "MASKING_2.ipynb"]:
@@ -211,7 +211,7 @@ def test_notebook_names_map_to_the_release():
 
 
 def test_points_and_grade_ids_come_from_the_release():
-    from bertlab.grading.integrity import restore_metadata
+    from coursegrader.integrity import restore_metadata
 
     release = nbformat.read(grading.find_course(grading.__file__) / "exercises/nsp_sop/nsp_sop.ipynb", as_version=4)
     nb = nbformat.reads(nbformat.writes(release), as_version=4)
@@ -230,7 +230,7 @@ def test_points_and_grade_ids_come_from_the_release():
 
 @pytest.mark.filterwarnings("ignore:.*not in session")
 def test_stored_scores_are_capped_at_their_maximum(tmp_path):
-    from bertlab.grading.integrity import check_scores
+    from coursegrader.integrity import check_scores
 
     course = grading.copy_course(grading.find_course(grading.__file__), tmp_path / "course")
     url = f"sqlite:///{course / 'gradebook.db'}"
@@ -246,7 +246,7 @@ def test_stored_scores_are_capped_at_their_maximum(tmp_path):
         assert grade.auto_score == grade.max_score and check_scores(gb) == []
         grade.auto_score = -1.0
         gb.db.commit()
-    from bertlab.grading.__main__ import main
+    from coursegrader.__main__ import main
 
     assert main(["--course", str(course), "--db-url", url, "check"]) == 1  # reports, does not fix
     with grading._gradebook_api().Gradebook(url) as gb:
@@ -280,7 +280,7 @@ def test_solved_sample_fills_every_answer_cell():
 def test_no_sandbox_mount_hides_the_python_that_runs_the_kernel(prefix, monkeypatch, tmp_path):
     """A course cloned into /tmp or a home folder: its venv must stay visible in the sandbox, so no tmpfs may be
     mounted over a bind after it (the kernel then died before replying, and every submission scored 0)."""
-    from bertlab.grading import sandbox
+    from coursegrader import sandbox
 
     monkeypatch.setattr(sandbox.sys, "prefix", prefix)
     monkeypatch.setattr(sandbox.sys, "exec_prefix", prefix)

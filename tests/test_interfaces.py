@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bertlab.grading.stubs import GRADED
+from coursegrader.stubs import GRADED
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.md"))

@@ -8,11 +8,13 @@ import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import pytest
 import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("bertlab", "coursegrader")  # what src/ holds: the course library and the instructor's autograder
 
 
 def imported_modules(package: Path) -> set[str]:
@@ -38,20 +40,31 @@ def undeclared(modules: set[str], declared: set[str]) -> list[str]:
     providers = packages_distributions()
     missing = []
     builtin = set(sys.stdlib_module_names) | {"__main__"}  # the running program's own module, never a distribution
-    for module in sorted(modules - builtin - {"bertlab"}):
+    for module in sorted(modules - builtin - set(PACKAGES)):
         distributions = {canonicalize_name(d) for d in providers.get(module, [module])}
         if not distributions & declared:
             missing.append(f"{module} (from {', '.join(sorted(distributions))})")
     return missing
 
 
-def test_every_import_of_the_library_is_declared_in_pyproject():
-    missing = undeclared(imported_modules(ROOT / "src" / "bertlab"), declared_distributions())
-    assert not missing, f"imported by src/bertlab but declared nowhere in pyproject.toml: {missing}"
+def test_src_holds_exactly_the_declared_packages():
+    assert sorted(p.parent.name for p in (ROOT / "src").glob("*/__init__.py")) == sorted(PACKAGES)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_import_of_a_package_is_declared_in_pyproject(package):
+    missing = undeclared(imported_modules(ROOT / "src" / package), declared_distributions())
+    assert not missing, f"imported by src/{package} but declared nowhere in pyproject.toml: {missing}"
+
+
+def test_the_course_library_does_not_import_the_grader():
+    """Students install and import bertlab; the grader is the instructor's (bertlab.checks only looks it up)."""
+    assert "coursegrader" not in imported_modules(ROOT / "src" / "bertlab")
 
 
 def test_an_undeclared_import_is_caught(tmp_path):
-    (tmp_path / "m.py").write_text("import os\nimport __main__\nimport numpy\nfrom yaml import safe_load\nfrom . import sibling\n")
+    source = ["import os", "import __main__", "import numpy", "from yaml import safe_load", "from . import sibling"]
+    (tmp_path / "m.py").write_text("\n".join(source) + "\n")
     assert undeclared(imported_modules(tmp_path), {"numpy"}) == ["yaml (from pyyaml)"]
 
 

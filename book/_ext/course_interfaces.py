@@ -1,7 +1,7 @@
 """The ``interface`` directive: a library function's or class's signature and docstring, without its body.
 
 The chapters show bertlab's code with ``literalinclude``, but not the code of the pieces that the graded
-assignments ask students to write (`bertlab.grading.stubs.GRADED`): a student could retype it. For those
+assignments ask students to write (`coursegrader.stubs.GRADED`): a student could retype it. For those
 the chapter explains the rule, and shows what the function takes and returns::
 
     ```{interface} bertlab.masking.mask_tokens

@@ -6,7 +6,8 @@ that runs the submission's code is started inside ``bwrap``, where it has:
 * an unprivileged uid (65534, ``nobody``): for real when the grader runs as root (``setpriv``), else the
   uid of a user namespace;
 * read-only views of the Python installation, the virtual environment and a non-editable copy of the
-  course library (one per assignment, its graded pieces stubbed out; the checkout's ``src/`` is not visible);
+  course library (one per assignment, its graded pieces stubbed out) and of the judge's kernel end
+  (`coursegrader.remote`); the checkout's ``src/`` is not visible;
 * one writable folder of its own (HOME and working directory, empty at start), a private /tmp;
 * no network, its own PID, IPC and UTS namespaces: every process it starts dies with it;
 * limits on address space, processes (of uid 65534, when grading as root), file size and core dumps
@@ -76,7 +77,7 @@ def unavailable() -> str | None:
 def prepare(work: Path, assignment: str | None = None, memory_mb: int = 6144, processes: int = 256,
             env: dict | None = None) -> Settings:
     """A sandbox folder under `work`, with a non-editable copy of the course library for `assignment`: in it,
-    that assignment's graded pieces are stubs that raise (`bertlab.grading.stubs`)."""
+    that assignment's graded pieces are stubs that raise (`coursegrader.stubs`)."""
     import bertlab
 
     from .stubs import stub_library
@@ -89,6 +90,9 @@ def prepare(work: Path, assignment: str | None = None, memory_mb: int = 6144, pr
     if not library.exists():
         shutil.copytree(Path(bertlab.__file__).parent, library / "bertlab",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        (library / "coursegrader").mkdir()  # the kernel's end of the judge, and nothing else of the grader
+        for name in ("__init__.py", "remote.py"):
+            shutil.copy(Path(__file__).with_name(name), library / "coursegrader" / name)
         if assignment:
             stub_library(library, assignment)
         for path in [library, *library.rglob("*")]:
@@ -239,7 +243,7 @@ class SandboxedExecute(Execute):
     """nbgrader's Execute with the kernel in the sandbox, test cells run by the judge, and a cell time limit
     that SIGINT cannot dodge.
 
-    A graded test cell never reaches the kernel: `bertlab.grading.judge` runs its source (the release's, as
+    A graded test cell never reaches the kernel: `coursegrader.judge` runs its source (the release's, as
     nbgrader's OverwriteCells restored it) in this process, with the names that the release's solution cells
     define reaching the kernel through data only; the judge's verdict becomes the cell's outputs, which
     nbgrader's SaveAutoGrades scores.

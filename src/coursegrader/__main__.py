@@ -1,11 +1,11 @@
-"""The instructor's command line: ``python -m bertlab.grading {release,collect,autograde,feedback,export}``.
+"""The instructor's command line: ``python -m coursegrader {release,collect,autograde,feedback,export}``.
 
-    python -m bertlab.grading release                      # exercises/ from solutions/ (+ the gradebook)
-    python -m bertlab.grading collect INBOX                # INBOX/<student>/*.ipynb -> submitted/<student>/<assignment>
-    python -m bertlab.grading autograde --jobs 2           # every submission, in parallel, into the gradebook
-    python -m bertlab.grading feedback                     # feedback/<student>/<assignment>/*.html (no hidden tests)
-    python -m bertlab.grading export --to grades.csv       # one row per student and assignment
-    python -m bertlab.grading check                        # every stored score within [0, its maximum]
+    python -m coursegrader release                      # exercises/ from solutions/ (+ the gradebook)
+    python -m coursegrader collect INBOX                # INBOX/<student>/*.ipynb -> submitted/<student>/<assignment>
+    python -m coursegrader autograde --jobs 2           # every submission, in parallel, into the gradebook
+    python -m coursegrader feedback                     # feedback/<student>/<assignment>/*.html (no hidden tests)
+    python -m coursegrader export --to grades.csv       # one row per student and assignment
+    python -m coursegrader check                        # every stored score within [0, its maximum]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from . import course as c
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one step of the workflow."""
-    parser = argparse.ArgumentParser(prog="python -m bertlab.grading", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m coursegrader", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--course", type=Path, default=None, help="the folder with nbgrader_config.py (default: here)")
     parser.add_argument("--db-url", default=None,

@@ -6,7 +6,7 @@ grade ids, locks), the notebooks' names, and the bound of every stored score.
   changed points) is removed, so a forged flag costs nothing but its own claim.
 * `notebook_for`: which release notebook a submitted file is (``masking (1).ipynb``, ``Masking.ipynb``).
 * `check_scores`: no stored score above its maximum (or below zero), checked after each write and over the
-  whole gradebook (`python -m bertlab.grading check`).
+  whole gradebook (`python -m coursegrader check`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Data, not objects, between the judge and a student's kernel: the codec both sides use, and the kernel's end.
 
-The judge (`bertlab.grading.judge`, in the trusted grading process) runs the test cells and reaches the
+The judge (`coursegrader.judge`, in the trusted grading process) runs the test cells and reaches the
 student's functions, which live in the kernel, only through requests and replies made of JSON: None, bool,
 int, float, str, lists, tuples, dicts, tensors as {dtype, shape, base64 bytes, requires_grad}, generator
 states, and integer handles for every other object (it stays in the kernel). Nothing is ever pickled.

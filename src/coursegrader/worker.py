@@ -1,8 +1,8 @@
-"""One autograding worker: ``python -m bertlab.grading.worker`` imports nbgrader once and then autogrades
+"""One autograding worker: ``python -m coursegrader.worker`` imports nbgrader once and then autogrades
 the submissions it is sent, one JSON line each on stdin, answering each with one line on stdout.
 
 Starting nbgrader costs seconds; a worker pays it once for many submissions. Each submission still runs in
-its own course copy and its own kernel; the parent (`bertlab.grading.course`) kills the worker, its kernel
+its own course copy and its own kernel; the parent (`coursegrader.course`) kills the worker, its kernel
 included, when a submission runs past its time limit, and starts a new one.
 """
 
@@ -30,10 +30,10 @@ def grade(request: dict) -> dict:
     # gradebook is read before the kernel starts and never after (whatever the notebook does to it).
     parent_only = ("SaveAutoGrades", "AssignLatePenalties")
     config.Autograde.autograde_preprocessors = [
-        "bertlab.grading.sandbox.SandboxedExecute" if str(p).endswith(".Execute") else p
+        "coursegrader.sandbox.SandboxedExecute" if str(p).endswith(".Execute") else p
         for p in config.Autograde.autograde_preprocessors if not str(p).endswith(parent_only)
     ]
-    # The kernel runs in the sandbox (bertlab.grading.sandbox) unless the instructor said the work is trusted.
+    # The kernel runs in the sandbox (coursegrader.sandbox) unless the instructor said the work is trusted.
     SandboxKernelManager.settings = Settings(**request["sandbox"]) if request.get("sandbox") else None
     api = NbGraderAPI(config=config)
     result = api.autograde(request["assignment"], request["student"], force=True, create=True)

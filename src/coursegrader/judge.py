@@ -3,7 +3,7 @@
 A test cell's source (the release's, hidden tests included: nbgrader restored it from the gradebook) runs in a
 fresh namespace of this process, where every name that the assignment's solution cells define is a `Remote`:
 calling it, reading its attributes or iterating it sends a request to the student's kernel and rebuilds the
-reply from data (`bertlab.grading.remote`). The assertions run here, on tensors this process built itself, so
+reply from data (`coursegrader.remote`). The assertions run here, on tensors this process built itself, so
 nothing the notebook does to its own interpreter (hooks, patched builtins or torch, fake modules, tensor
 subclasses, printed lines) can turn a failed test into a pass.
 
@@ -54,7 +54,7 @@ class Session:
         message = {"op": op, "target": target, "grad": torch.is_grad_enabled(),
                    "rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(), **fields}
         payload = base64.b64encode(json.dumps(message).encode()).decode()
-        expression = f"__import__('bertlab.grading.remote', fromlist=['serve']).serve({payload!r})"
+        expression = f"__import__('coursegrader.remote', fromlist=['serve']).serve({payload!r})"
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("the test cell ran past its time limit")

@@ -287,14 +287,14 @@ def _course_db_url(course: Path, db_url: str | None) -> str:
 
 
 class _Worker:
-    """A `bertlab.grading.worker` process, started on first use and again after it was killed."""
+    """A `coursegrader.worker` process, started on first use and again after it was killed."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
         self.replies: queue.Queue = queue.Queue()
 
     def _start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "bertlab.grading.worker"], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-m", "coursegrader.worker"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                         env=_environment(), start_new_session=True)
         self.replies = queue.Queue()
@@ -516,7 +516,7 @@ def autograde(course: Path, names: Iterable[str] | None = None, students: Iterab
               log=print, sandbox: bool = True, memory_mb: int = 6144) -> list[Result]:
     """Autograde the submissions in submitted/, `jobs` at a time, and record them in the course's gradebook.
 
-    Each notebook's kernel runs in the sandbox of `bertlab.grading.sandbox`; where it cannot run, this
+    Each notebook's kernel runs in the sandbox of `coursegrader.sandbox`; where it cannot run, this
     refuses, unless `sandbox` is False (the submissions are trusted: their code runs as the grader).
     """
     from . import sandbox as sandboxing
@@ -531,7 +531,7 @@ def autograde(course: Path, names: Iterable[str] | None = None, students: Iterab
         raise ValueError(f"unknown assignments {unknown}; the course has {assignments(course)}.")
     todo = submissions(course, names, students)
     if not todo:
-        log("nothing to grade: no folder submitted/<student>/<assignment>/ (see `python -m bertlab.grading collect`).")
+        log("nothing to grade: no folder submitted/<student>/<assignment>/ (see `python -m coursegrader collect`).")
         return []
     if sandbox and sandboxing.unavailable():
         raise RuntimeError(f"no sandbox for the submissions' code: {sandboxing.unavailable()} Install it, or, "

@@ -1,7 +1,7 @@
 """The course library as the sandbox of one assignment sees it: its graded pieces replaced by stubs that raise.
 
 Each assignment asks students to write pieces that the course library also implements. In the non-editable
-copy of the library that a sandboxed kernel imports (`bertlab.grading.sandbox.prepare`), the body of every
+copy of the library that a sandboxed kernel imports (`coursegrader.sandbox.prepare`), the body of every
 function and method of those pieces becomes ``raise RuntimeError(...)`` (an AST rewrite of the copied
 module), so a solution that calls, subclasses, aliases or re-executes the library's version earns nothing for
 it, whatever name or file it goes through: the code is not there. Only the pieces of the assignment being

@@ -1,6 +1,6 @@
 """Helpers for the test cells of the course's notebooks (solutions/, exercises/).
 
-Under the autograder the test cells run in the judge (`bertlab.grading.judge`), in the grading process, with
+Under the autograder the test cells run in the judge (`coursegrader.judge`), in the grading process, with
 the notebook's functions reached in the sandboxed kernel through data; these helpers then run there too. A
 student running the notebook runs them in the kernel, for feedback only.
 """
@@ -21,22 +21,26 @@ def own_work(piece: str, *parts: str) -> Iterator[None]:
     """Run a student's code for `piece`, with Python warnings silenced (a warning is no reason to fail a test).
 
     Whether the piece is the student's own code is settled by the sandbox, not here: there the course library's
-    implementation of every graded piece of the assignment is a stub that raises (`bertlab.grading.stubs`)."""
+    implementation of every graded piece of the assignment is a stub that raises (`coursegrader.stubs`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+def _is_remote(obj: Any) -> bool:
+    """Whether `obj` is the judge's stand-in for a name of the student's kernel. Only the grader's judge makes
+    them, so where it was never imported (a student's own kernel) nothing is."""
+    judge = sys.modules.get("coursegrader.judge")
+    return judge is not None and isinstance(obj, judge.Remote)
 
 
 def backward(function: Any, *args: Any, **kwargs: Any) -> Any:
     """Call `function` and back-propagate the sum of its output (its first, if a tuple); return the output.
 
     Gradients land in the tensor arguments' ``.grad`` and in the parameters of the notebook's module. In the
-    judge, `function` lives in the kernel and the backward pass runs there (`bertlab.grading.judge.backward`)."""
-    from .judge import Remote
-    from .judge import backward as remote_backward
-
-    if isinstance(function, Remote):
-        return remote_backward(function, *args, **kwargs)
+    judge, `function` lives in the kernel and the backward pass runs there (`coursegrader.judge.backward`)."""
+    if _is_remote(function):
+        return sys.modules["coursegrader.judge"].backward(function, *args, **kwargs)
     result = function(*args, **kwargs)
     (result[0] if isinstance(result, tuple) else result).sum().backward()
     return result
@@ -86,7 +90,7 @@ def passed(grade_id: str, shown: bool = True) -> None:
     """The last line of every test cell: say that the tests shown ran to their end (the grader may run more).
 
     ``shown=False`` marks a cell whose tests are all hidden: in the student's copy nothing was checked."""
-    judge = sys.modules.get("bertlab.grading.judge")
+    judge = sys.modules.get("coursegrader.judge")
     if getattr(judge, "ACTIVE", False):  # graded: the judge ran every test of the cell, hidden ones included
         print(f"{grade_id}: all tests passed")
         return
@@ -107,13 +111,11 @@ def train_mlm(head_class: Any, loss_fn: Any, mask_fn: Any, config: Any, encoder:
     In the judge the student's head, loss and masking live in the kernel: the training runs there, on a copy
     of `encoder` sent as data, and the trained encoder comes back as data. What the kernel reports is not the
     verdict: judge the result with `masked_token_loss`, computed here."""
-    from .judge import Remote
-
-    if not isinstance(head_class, Remote):
+    if not _is_remote(head_class):
         state = _train_here(head_class, loss_fn, mask_fn, config, dict(encoder.state_dict()), input_ids,
                             attention_mask, mask_token_id, special_token_ids, steps, batch_size, lr, seed)
     else:
-        here = head_class._library("bertlab.grading.checks:_train_here")
+        here = head_class._library("bertlab.checks:_train_here")
         state = here(head_class, loss_fn, mask_fn, config, dict(encoder.state_dict()), input_ids,
                      attention_mask, mask_token_id, special_token_ids, steps, batch_size, lr, seed)
     if not (isinstance(state, dict) and isinstance(state.get("losses"), list)
