@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -28,8 +29,15 @@ PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".installed"
 INPUTS = ("requirements.txt", "constraints.txt", "pyproject.toml")
 # Offline by default: no model or data set is fetched from a hub during tests or the book build.
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"}
+def _offline_env() -> dict[str, str]:
+    """bertlab.hub.OFFLINE_ENV, read from its file (standard library only): nothing is installed yet."""
+    spec = importlib.util.spec_from_file_location("_bertlab_hub", ROOT / "src" / "bertlab" / "hub.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.OFFLINE_ENV)
+
+
+OFFLINE = _offline_env()
 # The live demos of the website run the course model in the reader's browser with onnxruntime-web, from the npm
 # registry (pinned, checked against the registry's sha512). Only the WebAssembly build goes into the site
 # (book/_ext/course_demos.py): ort.wasm.min.js, its loader module and the SIMD .wasm, about 14 MB.

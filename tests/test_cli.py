@@ -12,10 +12,11 @@ import torch
 from bertlab import BertConfig, BertForPreTraining
 from bertlab.cli import build_parser, main
 from bertlab.finetune import FinetuneConfig
+from bertlab.hub import OFFLINE_ENV
 from bertlab.pretrain import PretrainConfig
 from bertlab.tokenizer import load_tokenizer
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+ENV = {**os.environ, **OFFLINE_ENV}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

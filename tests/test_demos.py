@@ -22,7 +22,7 @@ import pytest
 import torch
 from test_site import ROOT, browser, cjk_font_problems, open_page, serve  # noqa: F401  (browser: a fixture)
 
-from bertlab.checkpoint import course_model_dir
+from bertlab.shipped import course_model_dir
 from bertlab.tokenizer import load_tokenizer
 
 LATENCY_BUDGET_MS = 3000

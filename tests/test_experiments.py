@@ -8,17 +8,10 @@ import torch
 from safetensors.torch import load_file
 
 from bertlab import BertForPreTraining
-from bertlab.checkpoint import course_model_dir
-from bertlab.experiments import (
-    PAIR_TASKS,
-    cross_evaluate,
-    export_model,
-    load_results,
-    load_training,
-    logistic_regression_baseline,
-    pair_model_dir,
-)
+from bertlab.experiments import cross_evaluate, export_model, logistic_regression_baseline
 from bertlab.pretrain import PretrainConfig, pretrain
+from bertlab.pretraining_data import PAIR_TASKS
+from bertlab.shipped import course_model_dir, load_results, load_training, pair_model_dir
 
 
 @pytest.fixture(scope="module")

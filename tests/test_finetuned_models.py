@@ -5,7 +5,8 @@ import torch
 
 from bertlab.finetune import FinetuneConfig, _sample, evaluate_task
 from bertlab.finetune_tasks import TASKS
-from bertlab.finetuned_models import FINETUNED_TASKS, finetuned_model_dir, load_scores
+from bertlab.finetuned_models import load_scores
+from bertlab.shipped import FINETUNED_TASKS, finetuned_model_dir
 from bertlab.tokenizer import load_tokenizer
 
 

@@ -54,8 +54,8 @@ def test_a_quick_run_chooses_rates_on_validation_and_resumes(tmp_path):
 def test_the_shipped_curves_are_what_the_shipped_model_gives():
     """A point of results/learning_curves.json, run again from the shipped course model with its stored
     settings, gives the stored scores (to within float noise across machines)."""
-    from bertlab.experiments import load_results
     from bertlab.learning_curves import finetune_point
+    from bertlab.shipped import load_results
 
     results = load_results("learning_curves")
     plan = Plan(**{k: tuple(v) if isinstance(v, list) else v for k, v in results["plan"].items() if k != "sizes"})
@@ -70,7 +70,7 @@ def test_the_shipped_curves_are_what_the_shipped_model_gives():
 def test_the_shipped_curves_chose_on_validation_and_cover_every_point(name):
     """Every (task, start, N) has a point per seed, all at the learning rate that won on validation in the grid
     (the test scores played no part), and a baseline per seed."""
-    from bertlab.experiments import load_results
+    from bertlab.shipped import load_results
 
     results = load_results(name)
     plan = results["plan"]
@@ -110,10 +110,11 @@ def test_the_sweep_starts_from_stage1_stacked_and_counts_compute(tmp_path):
     and the compute grows with the steps after stage 1 up to the shipped model's (stages 2 and 3)."""
     import torch
 
-    from bertlab.checkpoint import course_model_dir, read_state_dict
-    from bertlab.experiments import COURSE, STAGE1, STAGE3
+    from bertlab.checkpoint import read_state_dict
+    from bertlab.experiments import COURSE, STAGE3
     from bertlab.heads import BertForSequenceClassification
     from bertlab.learning_curves import pretraining_compute, stacked_stage1
+    from bertlab.shipped import STAGE1, course_model_dir
 
     directory = stacked_stage1(tmp_path / "stacked")
     model = BertForSequenceClassification.from_pretrained(directory, num_labels=2)
@@ -132,8 +133,8 @@ def test_the_sweep_starts_from_stage1_stacked_and_counts_compute(tmp_path):
 def test_the_sweep_measures_every_checkpoint_against_the_same_random_runs():
     """The compute sweep: the course model's learning rate, its own points identical to the learning curves'
     (the same runs), and checkpoints ordered by compute, the shipped model's being the unit."""
-    from bertlab.experiments import load_results
     from bertlab.learning_curves import SWEEP_TASKS
+    from bertlab.shipped import load_results
 
     sweep, curves = load_results("pretraining_compute"), load_results("learning_curves")
     chosen = {(r["task"], r["start"]): r["learning_rate"] for r in curves["points"] if r["task"] in SWEEP_TASKS}

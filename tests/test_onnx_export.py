@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from bertlab.checkpoint import course_model_dir
 from bertlab.onnx_export import OUTPUT_NAMES, load_masked_lm, main
+from bertlab.shipped import course_model_dir
 from bertlab.tokenizer import load_tokenizer
 
 ort = pytest.importorskip("onnxruntime")

@@ -5,8 +5,8 @@ from tokenizers import Tokenizer
 from transformers import BertTokenizerFast
 
 from bertlab.corpora import corpus_texts, load_sentiment, tagged_sentences
+from bertlab.shipped import COURSE_TOKENIZER_DIR
 from bertlab.tokenizer import (
-    COURSE_TOKENIZER_DIR,
     SPECIAL_TOKENS,
     build_course_tokenizer,
     build_vocab,

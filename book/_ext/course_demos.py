@@ -104,7 +104,7 @@ def exported_model(cache: Path) -> Path:
 
 def vocab_font(cache: Path) -> Path:
     """The course font cut down to the characters of the course vocabulary (cached by that set)."""
-    from bertlab.checkpoint import course_model_dir
+    from bertlab.shipped import course_model_dir
 
     spec = importlib.util.spec_from_file_location("course_fonts", HERE / "course_fonts.py")
     fonts = importlib.util.module_from_spec(spec)
@@ -120,7 +120,7 @@ def vocab_font(cache: Path) -> Path:
 def write_demo_assets(static: Path, cache: Path, with_model: bool = True) -> Path:
     """The demos' script and styles into ``static`` (a site's _static/), and unless ``with_model`` is False
     everything they load (model, vocabulary, runtime, font) into ``static / STATIC``, which is returned."""
-    from bertlab.checkpoint import course_model_dir
+    from bertlab.shipped import course_model_dir
 
     static.mkdir(parents=True, exist_ok=True)
     for name in (*SCRIPTS, "course_demos.css"):

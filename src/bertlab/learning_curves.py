@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import course_model_dir
+from .shipped import course_model_dir
 
 RESULTS_NAME = "learning_curves"
 SWEEP_NAME = "pretraining_compute"
@@ -250,8 +250,8 @@ def stacked_stage1(directory: Path) -> Path:
 
     from .checkpoint import read_state_dict, write_weights
     from .config import BertConfig
-    from .experiments import STAGE1
     from .pretrain import stacked_state
+    from .shipped import STAGE1
 
     course = course_model_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -269,7 +269,8 @@ def pretraining_compute(steps: int) -> dict[str, float]:
     size and sequence length), in millions of token-layers (tokens seen in training times encoder layers: the
     part of the cost that grows with depth), and as a fraction of the shipped model's."""
     from .config import BertConfig
-    from .experiments import COURSE, STAGE1, STAGE3, load_training
+    from .experiments import COURSE, STAGE3
+    from .shipped import STAGE1, load_training
 
     stage1 = load_training(STAGE1)["args"]
     layers1 = BertConfig.from_json_file(STAGE1 / "config.json").num_hidden_layers
@@ -286,7 +287,8 @@ def run_sweep(runs_dir: Path, extra: dict[str, tuple[str, int]], jobs: int = 1) 
     before stage 2, any ``extra`` {name: (directory, steps after stage 1)}, the end of stage 2, and the shipped
     model. Each uses the learning rate chosen for the course model in the learning curves (per task), and the
     random-weights runs are the curves' own (same rate, same seeds)."""
-    from .experiments import COURSE, STAGE2, STAGE3, cross_evaluate, load_results
+    from .experiments import COURSE, STAGE3, cross_evaluate
+    from .shipped import STAGE2, load_results
 
     curves = load_results(RESULTS_NAME)
     rates = {(r["task"], r["start"]): r["learning_rate"] for r in curves["points"] if r["task"] in SWEEP_TASKS}

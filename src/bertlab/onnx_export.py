@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .checkpoint import CONFIG_NAME, SAFETENSORS_NAME, course_model_dir
+from .checkpoint import CONFIG_NAME, SAFETENSORS_NAME
 from .heads import BertForMaskedLM
+from .shipped import course_model_dir
 
 if TYPE_CHECKING:
     import onnx

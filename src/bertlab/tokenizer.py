@@ -28,12 +28,13 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import WordPiece
 from transformers import BertTokenizerFast
 
+from .shipped import COURSE_TOKENIZER_DIR
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4, in this order
 PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
 CONTINUATION = "##"
 DEFAULT_MIN_FREQUENCY = 5
 MODEL_MAX_LENGTH = 512
-COURSE_TOKENIZER_DIR = Path(__file__).resolve().parent / "assets" / "tokenizer"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")  # either one makes a directory a tokenizer
 
 

