@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from coursegrader import autograding, samples
 from coursegrader import course as grading
-from coursegrader import samples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,12 +36,12 @@ def make_course(folder: Path, students: int) -> Path:
     return course
 
 
-def timed(course: Path, jobs: int, sandbox: bool = True) -> tuple[float, list[grading.Result]]:
+def timed(course: Path, jobs: int, sandbox: bool = True) -> tuple[float, list[autograding.Result]]:
     for folder in ("autograded",):
         shutil.rmtree(course / folder, ignore_errors=True)
     (course / "gradebook.db").unlink(missing_ok=True)
     start = time.perf_counter()
-    results = grading.autograde(course, jobs=jobs, log=lambda *_: None, sandbox=sandbox)
+    results = autograding.autograde(course, jobs=jobs, log=lambda *_: None, sandbox=sandbox)
     return time.perf_counter() - start, results
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-autograde-") as tmp:
         course = make_course(Path(tmp), args.students)
         start = time.perf_counter()
-        grading._template(course, Path(tmp))
+        autograding._template(course, Path(tmp))
         setup = time.perf_counter() - start
         serial, results = timed(course, 1)
         parallel, results_parallel = timed(course, args.jobs)

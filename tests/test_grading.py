@@ -18,8 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from coursegrader import autograding, samples, sandbox
 from coursegrader import course as grading
-from coursegrader import samples, sandbox
 
 # The kernels run in the sandbox where bwrap can run (tests/test_grading_sandbox.py attacks it); elsewhere these
 # fairness tests still run, with the submissions trusted.
@@ -322,7 +322,7 @@ def graded(tmp_path_factory):
     hostile = _hostile(course)
     for student, (nb, _) in hostile.items():
         samples.write_submission(course, student, "nsp_sop", {"nsp_sop": nb})
-    results = grading.autograde(course, jobs=2, timeout=300, cell_timeout=CELL_TIMEOUT, log=print, sandbox=SANDBOX)
+    results = autograding.autograde(course, jobs=2, timeout=300, cell_timeout=CELL_TIMEOUT, log=print, sandbox=SANDBOX)
     return course, {(r.student, r.assignment): r for r in results}
 
 
@@ -334,7 +334,7 @@ def shutil_copy_exercises(course: Path) -> None:
 
 def cell_scores(course: Path, student: str, assignment: str) -> dict[str, float]:
     """grade_id -> autograded score, read from the course gradebook."""
-    with grading._gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with grading.gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         nb = gb.find_submission_notebook(assignment, assignment, student)
         scores = {g.name: float(g.auto_score or 0) for g in nb.grades}
     return {k: scores.get(k, 0.0) for k in max_points(assignment)}  # the autograded tests only
@@ -516,7 +516,7 @@ def test_feedback_hides_hidden_tests_and_export_writes_grades(graded):
 def test_grading_twice_gives_the_same_score(graded):
     course, results = graded
     before = cell_scores(course, "swapped_sop", "nsp_sop")
-    again = grading.autograde(course, ["nsp_sop"], ["swapped_sop"], jobs=1, cell_timeout=CELL_TIMEOUT, log=print,
+    again = autograding.autograde(course, ["nsp_sop"], ["swapped_sop"], jobs=1, cell_timeout=CELL_TIMEOUT, log=print,
                               sandbox=SANDBOX)
     assert again[0].score == results[("swapped_sop", "nsp_sop")].score
     assert cell_scores(course, "swapped_sop", "nsp_sop") == before
@@ -524,7 +524,7 @@ def test_grading_twice_gives_the_same_score(graded):
 
 def test_report_lists_every_submission(graded, tmp_path):
     _, results = graded
-    grading.write_report(list(results.values()), tmp_path / "report.json")
+    autograding.write_report(list(results.values()), tmp_path / "report.json")
     rows = json.loads((tmp_path / "report.json").read_text())
     assert {(r["student"], r["assignment"]) for r in rows} == set(results)
 
@@ -535,7 +535,7 @@ def test_a_submission_stopped_at_its_time_limit_earns_nothing(graded):
     answers = samples.answers(solution)
     slow = samples.solved(release, solution, {"pair_head": "import time\ntime.sleep(600)\n" + answers["pair_head"]})
     samples.write_submission(course, "too_slow", "nsp_sop", {"nsp_sop": slow})
-    [result] = grading.autograde(course, ["nsp_sop"], ["too_slow"], jobs=1, timeout=40, cell_timeout=900, log=print,
+    [result] = autograding.autograde(course, ["nsp_sop"], ["too_slow"], jobs=1, timeout=40, cell_timeout=900, log=print,
                                  sandbox=SANDBOX)
     assert result.status == "failed" and "time limit" in " ".join(result.reasons)
     assert result.score == 0 and all(v == 0 for v in cell_scores(course, "too_slow", "nsp_sop").values())

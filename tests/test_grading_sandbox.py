@@ -22,8 +22,8 @@ import nbformat
 import psutil
 import pytest
 
+from coursegrader import autograding, samples, sandbox
 from coursegrader import course as grading
-from coursegrader import samples, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = 20
@@ -146,12 +146,12 @@ def batch(tmp_path_factory):
     (void / "shadow").symlink_to("/etc/shadow")
     before = {name: _digest(course / name) for name in ("submitted", "solutions", "exercises")}
     before["config"] = _digest(course)[grading.CONFIG]
-    results = grading.autograde(course, ["nsp_sop"], jobs=2, timeout=240, cell_timeout=CELL_TIMEOUT, log=print)
+    results = autograding.autograde(course, ["nsp_sop"], jobs=2, timeout=240, cell_timeout=CELL_TIMEOUT, log=print)
     return course, before, {r.student: r for r in results}
 
 
 def scores(course: Path, student: str) -> dict[str, float]:
-    with grading._gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with grading.gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         nb = gb.find_submission_notebook("nsp_sop", "nsp_sop", student)
         found = {g.name: float(g.auto_score or 0) for g in nb.grades}
     return {k: found.get(k, 0.0) for k in NSP_TESTS}
@@ -192,7 +192,7 @@ def test_the_gradebook_is_out_of_reach(batch):
     with sqlite3.connect(course / "gradebook.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
-    with grading._gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with grading.gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         from coursegrader.integrity import check_scores
 
         assert check_scores(gb, fix=False) == []

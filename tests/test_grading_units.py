@@ -11,8 +11,8 @@ import nbformat
 import pytest
 import torch
 
+from coursegrader import autograding, preprocessors, samples
 from coursegrader import course as grading
-from coursegrader import preprocessors, samples
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def test_collect_files_submissions_by_notebook_name(tmp_path):
     assert grading.collect(course, inbox, log=notes.append) == [("alice", "nsp_sop"), ("bob", "masking")]
     assert any("not a usable student id" in n for n in notes) and any("notes.ipynb" in n for n in notes)
     with pytest.raises(ValueError, match="unknown assignments"):
-        grading.autograde(course, ["no_such_assignment"])
+        autograding.autograde(course, ["no_such_assignment"])
 
 
 def test_collect_takes_misnamed_copies_with_a_warning(tmp_path):
@@ -235,7 +235,7 @@ def test_stored_scores_are_capped_at_their_maximum(tmp_path):
     course = grading.copy_course(grading.find_course(grading.__file__), tmp_path / "course")
     url = f"sqlite:///{course / 'gradebook.db'}"
     grading.release(course, ["nsp_sop"], db_url=url)
-    with grading._gradebook_api().Gradebook(url) as gb:
+    with grading.gradebook_api().Gradebook(url) as gb:
         gb.add_student("mallory")
         submission = gb.add_submission("nsp_sop", "mallory")
         grade = submission.notebooks[0].grades[0]
@@ -249,7 +249,7 @@ def test_stored_scores_are_capped_at_their_maximum(tmp_path):
     from coursegrader.__main__ import main
 
     assert main(["--course", str(course), "--db-url", url, "check"]) == 1  # reports, does not fix
-    with grading._gradebook_api().Gradebook(url) as gb:
+    with grading.gradebook_api().Gradebook(url) as gb:
         assert len(check_scores(gb, fix=False)) == 1
 
 

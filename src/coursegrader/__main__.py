@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import autograding
 from . import course as c
 
 
@@ -56,11 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             done = c.collect(root, args.inbox)
             print(f"collected {len(done)} submissions into {root / 'submitted'}")
         elif args.command == "autograde":
-            results = c.autograde(root, args.assignments or None, args.student, jobs=args.jobs, timeout=args.timeout,
-                                  cell_timeout=args.cell_timeout, db_url=args.db_url, memory_mb=args.memory_mb,
-                                  sandbox=not args.trusted_submissions_no_sandbox)
+            results = autograding.autograde(root, args.assignments or None, args.student, jobs=args.jobs,
+                                            timeout=args.timeout, cell_timeout=args.cell_timeout, db_url=args.db_url,
+                                            memory_mb=args.memory_mb, sandbox=not args.trusted_submissions_no_sandbox)
             if args.report:
-                c.write_report(results, args.report)
+                autograding.write_report(results, args.report)
             failed = sum(r.status != "graded" for r in results)
             print(f"autograded {len(results)} submissions ({failed} could not be run)")
         elif args.command == "feedback":
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "check":
             from .integrity import check_scores
 
-            with c._gradebook_api().Gradebook(c._course_db_url(root, args.db_url)) as gb:
+            with c.gradebook_api().Gradebook(c.course_db_url(root, args.db_url)) as gb:
                 problems = check_scores(gb, fix=False)
             for problem in problems:
                 print(f"score out of range: {problem}", file=sys.stderr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-REPLY = "@@bertlab-grading@@ "  # the prefix of the one reply line per request (other output is ignored)
+REPLY = "@@coursegrader@@ "  # the prefix of the one reply line per request (other output is ignored)
 
 
 def grade(request: dict) -> dict:
