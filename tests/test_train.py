@@ -430,3 +430,20 @@ def test_transfer_keeps_the_source_layers_frozen_and_learns_new_embeddings(tmp_p
         n.startswith("cls.predictions.") for n in trainable - {"bert.embeddings.word_embeddings.weight"})
     with pytest.raises(ValueError, match="task='none'"):
         PretrainConfig(task="sop", transfer_from=str(tmp_path)).validate()
+
+
+@pytest.mark.parametrize("probability", [0.0, 1.0, 1.5, True, "0.15"])
+def test_every_entry_point_rejects_a_bad_mlm_probability_with_one_message(probability, tokenizer):
+    """The config of a pretraining run, the collator and mask_tokens share one rule (masking.check_mlm_probability)."""
+    from bertlab.masking import mask_tokens
+    from bertlab.pretraining_data import PretrainingCollator
+
+    messages = set()
+    for attempt in (lambda: PretrainConfig(mlm_probability=probability).validate(),
+                    lambda: PretrainingCollator(tokenizer, mlm_probability=probability),
+                    lambda: mask_tokens(torch.tensor([5, 6, 7]), vocab_size=10, mask_token_id=4,
+                                        special_token_ids=[0], mlm_probability=probability)):
+        with pytest.raises(ValueError, match="mlm_probability must be a number strictly between 0 and 1") as e:
+            attempt()
+        messages.add(str(e.value))
+    assert len(messages) == 1

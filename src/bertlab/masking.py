@@ -140,7 +140,8 @@ def _uniform(shape, generator, device) -> torch.Tensor:
     return torch.rand(shape, generator=generator, device=_draw_device(generator, device)).to(device)
 
 
-def _check_probability(mlm_probability) -> None:
+def check_mlm_probability(mlm_probability: float) -> None:
+    """The one rule for the fraction of tokens to predict, checked by every public entry point that takes it."""
     if isinstance(mlm_probability, bool) or not isinstance(mlm_probability, Real) or not 0 < mlm_probability < 1:
         raise ValueError(
             f"mlm_probability must be a number strictly between 0 and 1 (BERT uses 0.15), got {mlm_probability!r}."
@@ -181,7 +182,7 @@ def _check_inputs(input_ids, vocab_size, mask_token_id, special_token_ids, mlm_p
             f"the vocabulary has {vocab_size - len(specials)} non-special token(s); masking needs at least 2 "
             "(a random replacement must differ from the original)."
         )
-    _check_probability(mlm_probability)
+    check_mlm_probability(mlm_probability)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
     ids = input_ids.reshape(1, -1) if input_ids.dim() == 1 else input_ids

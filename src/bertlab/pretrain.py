@@ -25,6 +25,7 @@ from .corpora import load_peoples_daily_documents, review_documents
 from .distributed import init_distributed
 from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
+from .masking import check_mlm_probability
 from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset
 from .tokenizer import load_tokenizer, save_tokenizer
 from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, option, set_seed
@@ -63,8 +64,7 @@ class PretrainConfig(TrainArgs):
         if self.whole_word_masking and self.corpus != "peoples_daily":
             raise ValueError("whole_word_masking needs word boundaries, which only the People's Daily corpus has; "
                              f"use corpus='peoples_daily' or turn whole-word masking off (corpus={self.corpus!r}).")
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise ValueError(f"mlm_probability must lie in (0, 1), got {self.mlm_probability}.")
+        check_mlm_probability(self.mlm_probability)
         max_positions = BertConfig.from_preset(self.preset).max_position_embeddings
         if not 8 <= self.max_length <= max_positions:
             raise ValueError(f"max_length must lie in [8, {max_positions}] for preset {self.preset!r}, "

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .masking import _check_probability, mask_tokens, mask_whole_words
+from .masking import check_mlm_probability, mask_tokens, mask_whole_words
 
 PAIR_TASKS = ("none", "nsp", "sop")  # the sentence-pair objective beside masked LM ("none": MLM only)
 Token = tuple[int, Any]  # (token_id, word_key)
@@ -324,7 +324,7 @@ class PretrainingCollator:
 
     def __init__(self, tokenizer, mlm_probability: float = 0.15, whole_word: bool = False,
                  generator: torch.Generator | None = None):
-        _check_probability(mlm_probability)
+        check_mlm_probability(mlm_probability)
         if tokenizer.pad_token_id is None or tokenizer.mask_token_id is None:
             raise ValueError("the tokenizer needs a [PAD] and a [MASK] token; use a BERT tokenizer.")
         self.tokenizer, self.mlm_probability, self.whole_word, self.generator = (
