@@ -198,7 +198,10 @@ def cross_evaluate(model_dirs: Mapping[str, str | Path], *, max_length: int = 64
                    batch_size: int = 64, device: torch.device | None = None) -> dict[str, dict[str, float]]:
     """Each model's MLM top-1 and top-5 accuracy (single segments) and its NSP and SOP accuracy (held-out
     pairs), the same masks for every model. A model never trained on a pair task answers with an untrained head:
-    chance."""
+    chance.
+
+    Chapter: book/nsp_sop.md
+    """
     device = device or best_device()
     tokenizer = load_tokenizer()
     data = {task: held_out_instances(task, tokenizer, max_length, max_examples) for task in PAIR_TASKS}

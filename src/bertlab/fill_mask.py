@@ -28,6 +28,8 @@ def fill_mask(model: nn.Module, tokenizer: Any, text: str, top_k: int = 5) -> li
     """For each [MASK] of ``text``, left to right, the ``top_k`` most probable tokens and their probabilities.
 
     ``model`` is a :class:`~bertlab.BertForMaskedLM` or :class:`~bertlab.BertForPreTraining`.
+
+    Chapter: book/masking.md
     """
     mask = tokenizer.mask_token
     if top_k < 1:

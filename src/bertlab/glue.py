@@ -53,7 +53,10 @@ def f1(gold: Sequence[int], predicted: Sequence[int]) -> float:
 
 def matthews_corrcoef(gold: Sequence[int], predicted: Sequence[int]) -> float:
     """Matthews correlation of binary labels (CoLA): the correlation between gold and predicted labels, 0 for
-    a constant prediction (whatever share of the examples it gets right), 1 for a perfect one."""
+    a constant prediction (whatever share of the examples it gets right), 1 for a perfect one.
+
+    Chapter: book/glue.md
+    """
     tp, fp, fn, tn = confusion_counts(gold, predicted)
     denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     return (tp * tn - fp * fn) / denominator if denominator else 0.0
@@ -100,7 +103,10 @@ def task_score(score: Score) -> float:
 
 
 def glue_score(results: Mapping[str, Score]) -> float:
-    """The GLUE score: the mean over tasks of each task's score (`task_score`), on the 0-100 scale."""
+    """The GLUE score: the mean over tasks of each task's score (`task_score`), on the 0-100 scale.
+
+    Chapter: book/glue.md
+    """
     if not results:
         raise ValueError("no task results to average.")
     return sum(task_score(score) for score in results.values()) / len(results)

@@ -25,7 +25,10 @@ from .outputs import (
 
 
 class BertPredictionHeadTransform(nn.Module):
-    """dense -> activation -> LayerNorm, applied to each position before the vocabulary projection."""
+    """dense -> activation -> LayerNorm, applied to each position before the vocabulary projection.
+
+    Chapter: book/masking.md
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -42,6 +45,8 @@ class BertLMPredictionHead(nn.Module):
 
     The output matrix is the token-embedding matrix itself (weight tying), so the head owns only
     the transform and a per-token output bias.
+
+    Chapter: book/masking.md
     """
 
     def __init__(self, config: BertConfig):
@@ -60,7 +65,10 @@ class BertOnlyMLMHead(nn.Module):
 
 
 class BertPreTrainingHeads(nn.Module):
-    """The masked-LM head plus the sentence-pair head (2 classes, on the pooled [CLS] vector)."""
+    """The masked-LM head plus the sentence-pair head (2 classes, on the pooled [CLS] vector).
+
+    Chapter: book/nsp_sop.md
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -210,6 +218,10 @@ class BertForSequenceClassification(PreTrainedBert):
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
+        """Logits (B, num_labels) from the sentence vector ([CLS] pooler or token mean); with labels, the loss.
+
+        Chapter: book/finetuning.md
+        """
         out = self.bert(input_ids, attention_mask, token_type_ids)
         if self.config.classifier_pooling == "mean":
             pooled = mean_pool(out.last_hidden_state, attention_mask)  # (B, H)
@@ -246,6 +258,10 @@ class BertForTokenClassification(PreTrainedBert):
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
     ) -> TokenClassifierOutput:
+        """Logits (B, T, num_labels), one row per token; with labels (B, T), the loss over the non -100 ones.
+
+        Chapter: book/finetuning.md
+        """
         h = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state  # (B, T, H)
         logits = self.classifier(self.dropout(h))  # (B, T, num_labels)
         loss = None
@@ -282,6 +298,10 @@ class BertForQuestionAnswering(PreTrainedBert):
         start_positions: torch.Tensor | None = None,
         end_positions: torch.Tensor | None = None,
     ) -> QuestionAnsweringOutput:
+        """Start and end logits (B, T) each; with both gold positions, the mean of the two cross-entropies.
+
+        Chapter: book/finetuning.md
+        """
         h = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state  # (B, T, H)
         start_logits, end_logits = self.qa_outputs(h).unbind(-1)  # (B, T) each
         loss = None

@@ -47,6 +47,8 @@ def mask_tokens(
     Returns ``(masked_input_ids, labels)``: labels hold the original id at the chosen positions and -100
     elsewhere. Tokens in ``special_token_ids`` (give [CLS], [SEP] and [PAD] at least) are never chosen.
     The input is not modified. Pass a seeded ``torch.Generator`` for reproducible masks.
+
+    Chapter: book/masking.md
     """
     ids, specials = _check_inputs(input_ids, vocab_size, mask_token_id, special_token_ids, mlm_probability, generator)
     candidates = ~torch.isin(ids, specials)  # (B, T)
@@ -75,6 +77,8 @@ def mask_whole_words(
     random order until about ``mlm_probability`` of the row's tokens are chosen (a word that would overshoot
     the count is skipped; at least one word is chosen), and the 80/10/10 decision is then made per token,
     like the released BERT-wwm models (their [MASK] is the "generalised" mask: [MASK], random, or kept).
+
+    Chapter: book/masking.md
     """
     ids, specials = _check_inputs(input_ids, vocab_size, mask_token_id, special_token_ids, mlm_probability, generator)
     words = _check_word_ids(word_ids, input_ids).reshape(ids.shape)
@@ -113,7 +117,10 @@ def _choose_words(row_words: list[int], row_candidates: list[bool], row_keys: li
 
 
 def _corrupt(ids, chosen, vocab_size, mask_token_id, specials, generator, original):
-    """Apply 80% [MASK] / 10% random other token / 10% unchanged at the chosen positions; build the labels."""
+    """Apply 80% [MASK] / 10% random other token / 10% unchanged at the chosen positions; build the labels.
+
+    Chapter: book/masking.md
+    """
     u = _uniform(ids.shape, generator, ids.device)
     to_mask = chosen & (u < MASK_FRACTION)
     to_random = chosen & (u >= MASK_FRACTION) & (u < MASK_FRACTION + RANDOM_FRACTION)

@@ -74,7 +74,10 @@ def check_inputs(
 
 
 class BertEmbeddings(nn.Module):
-    """token + position + segment embeddings, then LayerNorm and dropout: (B, T) ids -> (B, T, H)."""
+    """token + position + segment embeddings, then LayerNorm and dropout: (B, T) ids -> (B, T, H).
+
+    Chapter: book/bert_encoder.md
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -97,7 +100,10 @@ class BertEmbeddings(nn.Module):
 
 
 class BertSelfAttention(nn.Module):
-    """Multi-head scaled dot-product attention; every token looks at every (non-padding) token."""
+    """Multi-head scaled dot-product attention; every token looks at every (non-padding) token.
+
+    Chapter: book/bert_encoder.md
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -200,7 +206,10 @@ class BertEncoder(nn.Module):
 
 
 class BertPooler(nn.Module):
-    """The sentence vector: tanh(W h + b) of the first token, [CLS]. (B, T, H) -> (B, H)."""
+    """The sentence vector: tanh(W h + b) of the first token, [CLS]. (B, T, H) -> (B, H).
+
+    Chapter: book/nsp_sop.md
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()

@@ -175,6 +175,8 @@ def create_sop_pairs(
 
     Packing as in `create_nsp_pairs`; a chunk of one sentence is cut inside it (ALBERT pairs it with a
     random document instead, which is not an order question).
+
+    Chapter: book/nsp_sop.md
     """
     docs = _clean(documents, rng, max_num_tokens, short_seq_prob)
     pairs = []
@@ -273,6 +275,8 @@ def build_pair_features(tokens_a: Sequence, tokens_b: Sequence | None, tokenizer
     ``[CLS] A [SEP]``. When every token has a word key, ``word_ids`` numbers the words 0, 1, ... (-1 on
     [CLS]/[SEP]), for `bertlab.masking.mask_whole_words`. Truncate first (`truncate_pair`): a pair longer
     than ``max_length`` is an error.
+
+    Chapter: book/nsp_sop.md
     """
     if tokens_b is not None and len(tokens_b) == 0:
         raise ValueError("tokens_b is empty: give at least one token, or None for a single segment.")

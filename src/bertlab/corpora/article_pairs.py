@@ -40,6 +40,8 @@ def make_article_pairs(articles: list[list[str]], rng: random.Random) -> list[tu
     """(text_a, text_b, label) pairs: label 1 when both sentences come from one article, 0 when B comes from
     another article. Each article's sentences are shuffled and taken two at a time; for a fair coin's half of
     the pairs, B is swapped for a random sentence of a random other article. Articles need two usable sentences.
+
+    Chapter: book/finetuning.md
     """
     usable = [[s for s in article if len(s) >= MIN_SENTENCE_CHARS] for article in articles]
     usable = [a for a in usable if len(a) >= 2]

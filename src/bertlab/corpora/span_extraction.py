@@ -78,6 +78,8 @@ def make_questions(sentence: TaggedSentence, kinds: tuple[str, ...] = ENTITY_TAG
     and its text occurs once in the sentence (so the character offset is unambiguous). The sentence must also name
     an entity of another kind, so "the only name in the sentence" is never the answer: the question decides it;
     and it must be at most MAX_CONTEXT_CHARS long.
+
+    Chapter: book/finetuning.md
     """
     text, entities = sentence.text, find_entities(sentence)
     if len(text) > MAX_CONTEXT_CHARS:
