@@ -5,8 +5,9 @@
     python3 tasks.py test    # install everything into .venv, lint, build the website, run the test suite
     python3 tasks.py setup   # only install (idempotent: a second run takes a second)
 
-Installation is recorded in .venv/.installed (a hash of requirements.txt, constraints.txt,
-pyproject.toml and the Python version), so nothing is reinstalled unless one of them changes.
+What is installed is bertlab with its extra "dev" (pyproject.toml: the website, the grader, the tests), at the
+exact versions of constraints.txt. It is recorded in .venv/.installed (a hash of those two files and the Python
+version), so nothing is reinstalled unless one of them changes.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".installed"
-INPUTS = ("requirements.txt", "constraints.txt", "pyproject.toml")
+INPUTS = ("constraints.txt", "pyproject.toml")
 # Offline by default: no model or data set is fetched from a hub during tests or the book build.
+
+
 def _offline_env() -> dict[str, str]:
     """bertlab.hub.OFFLINE_ENV, read from its file (standard library only): nothing is installed yet."""
     spec = importlib.util.spec_from_file_location("_bertlab_hub", ROOT / "src" / "bertlab" / "hub.py")
@@ -60,7 +63,7 @@ def fingerprint() -> str:
 
 
 def setup() -> None:
-    """Create .venv and install the pinned requirements plus bertlab itself (editable)."""
+    """Create .venv and install bertlab (editable) with everything its extra "dev" needs, pinned by constraints.txt."""
     if sys.version_info[:2] != (3, 11):
         print(f"note: the course is pinned and tested on Python 3.11; this is {sys.version.split()[0]}.")
     if not PY.exists():
@@ -71,8 +74,7 @@ def setup() -> None:
         print("set-up: .venv is up to date")
         return
     pip = (PY, "-m", "pip", "install", "--disable-pip-version-check", "-q")
-    run(*pip, "-r", "requirements.txt", "-c", "constraints.txt")
-    run(*pip, "--no-deps", "-e", ".")
+    run(*pip, "-e", ".[dev]", "-c", "constraints.txt")
     STAMP.write_text(fingerprint())
 
 

@@ -29,10 +29,38 @@ def imported_modules(package: Path) -> set[str]:
     return names
 
 
-def declared_distributions() -> set[str]:
+def declared_requirements() -> list[Requirement]:
+    """Every requirement of pyproject.toml, its extras' included, less an extra's references to bertlab itself."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
-    return {canonicalize_name(Requirement(r).name) for r in requirements}
+    return [r for r in map(Requirement, requirements) if canonicalize_name(r.name) != project["name"]]
+
+
+def declared_distributions() -> set[str]:
+    return {canonicalize_name(r.name) for r in declared_requirements()}
+
+
+def pinned_versions(lines: list[str]) -> dict[str, str]:
+    """name -> version of the `name==version` lines of a constraints file (comments and blank lines skipped)."""
+    pins = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def unpinned(requirements: list[Requirement], pins: dict[str, str]) -> list[str]:
+    """The requirements that the pins leave open, or pin to a version the requirement does not accept."""
+    problems = []
+    for r in requirements:
+        version = pins.get(canonicalize_name(r.name))
+        if version is None:
+            problems.append(f"{r.name}: no pin")
+        elif not r.specifier.contains(version, prereleases=True):
+            problems.append(f"{r.name}: pinned to {version}, outside {r.specifier}")
+    return problems
 
 
 def undeclared(modules: set[str], declared: set[str]) -> list[str]:
@@ -72,3 +100,16 @@ def test_every_package_data_pattern_matches_a_file():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bertlab"]
     empty = [pattern for pattern in data if not any((ROOT / "src" / "bertlab").glob(pattern))]
     assert not empty, f"package data in pyproject.toml that matches no file: {empty}"
+
+
+def test_every_declared_requirement_is_pinned_by_the_lock_file():
+    """pyproject.toml lists the dependencies, constraints.txt pins them: tasks.py installs bertlab[dev] with both."""
+    pins = pinned_versions((ROOT / "constraints.txt").read_text().splitlines())
+    problems = unpinned(declared_requirements(), pins)
+    assert not problems, f"requirements of pyproject.toml that constraints.txt does not pin: {problems}"
+
+
+def test_an_unpinned_or_contradicted_requirement_is_caught():
+    pins = pinned_versions(["# a comment", "", "numpy==2.4.6", "torch==2.13.0  # the CPU build"])
+    requirements = [Requirement("numpy>=3"), Requirement("torch>=2.4"), Requirement("pyyaml>=6")]
+    assert unpinned(requirements, pins) == ["numpy: pinned to 2.4.6, outside >=3", "pyyaml: no pin"]

@@ -129,7 +129,7 @@ def browser(tmp_path_factory):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        unavailable("the Python package playwright is not installed (it is in requirements.txt).")
+        unavailable("the Python package playwright is not installed (it is in the extra dev of pyproject.toml).")
     # The machine's own fonts only, as a reader's: the site must bring its Chinese font itself.
     work = tmp_path_factory.mktemp("chromium")
     fonts_conf = work / "fonts.conf"

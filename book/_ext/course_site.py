@@ -2,7 +2,7 @@
 
 1. Offline MathJax. Sphinx loads MathJax from a CDN by default, which fails offline (and on a
    course machine without internet). This extension serves MathJax 3 from the site itself: the
-   PyPI package ``django-static-mathjax`` (pinned in requirements.txt) ships MathJax's es5 build,
+   PyPI package ``django-static-mathjax`` (the extra docs of pyproject.toml) ships MathJax's es5 build,
    which is copied once into ``<venv>/share/`` without the builds the site never loads, and from
    there into ``_static/mathjax/`` of every build.
 2. Launch buttons. Chapters are MyST Markdown notebooks, which Colab cannot open and Binder opens
