@@ -108,6 +108,31 @@ def test_directory_without_config_or_weights(tmp_path, pretraining_dir):
         BertModel.from_pretrained(pretraining_dir)
 
 
+def test_fine_tuning_reads_the_checkpoint_config_once_and_refuses_a_directory_without_one(tmp_path, monkeypatch):
+    """finetune checks the checkpoint before it loads any data, and its random-weights start reuses that read."""
+    import dataclasses
+
+    from bertlab import finetune as finetune_module
+    from bertlab.finetune import FinetuneConfig, finetune
+    from bertlab.shipped import course_model_dir
+
+    loads = []
+    monkeypatch.setitem(finetune_module.TASKS, "sentiment",
+                        dataclasses.replace(finetune_module.TASKS["sentiment"], load=lambda: loads.append(1)))
+    with pytest.raises(ValueError, match="has no config.json"):
+        finetune(FinetuneConfig(task="sentiment", checkpoint=str(tmp_path), output_dir=str(tmp_path / "out")))
+    assert not loads, "the data were loaded before the checkpoint was checked"
+    monkeypatch.undo()
+
+    reads = []
+    real = BertConfig.from_json_file
+    monkeypatch.setattr(BertConfig, "from_json_file", classmethod(lambda cls, path: reads.append(path) or real(path)))
+    finetune(FinetuneConfig(task="sentiment", checkpoint=str(course_model_dir()), init="random",
+                            output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4, max_train_examples=8,
+                            max_length=16, eval_every=0, eval_batches=1, test_batches=1, progress=False))
+    assert len(reads) == 1, f"config.json was read {len(reads)} times: {reads}"
+
+
 def test_unknown_name_offline_says_what_to_do_instead(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValueError, match="bundled_minilm_dir"):

@@ -68,6 +68,14 @@ def resolve_checkpoint_dir(name_or_path: str | os.PathLike) -> Path:
         ) from None
 
 
+def read_config(directory: Path) -> BertConfig:
+    """The BertConfig of a checkpoint directory, from its config.json; a clear error when there is none."""
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise ValueError(f"{directory} has no {CONFIG_NAME}; is it a Hugging Face BERT checkpoint directory?")
+    return BertConfig.from_json_file(path)
+
+
 def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     """The weights of a checkpoint directory: safetensors (single or sharded) or pytorch_model.bin."""
     from safetensors.torch import load_file
@@ -150,10 +158,7 @@ class PreTrainedBert(nn.Module):
         With ``strict=True`` every weight of the model must come from the checkpoint and vice versa.
         """
         directory = resolve_checkpoint_dir(name_or_path)
-        config_path = directory / CONFIG_NAME
-        if not config_path.exists():
-            raise ValueError(f"{directory} has no {CONFIG_NAME}; is it a Hugging Face checkpoint directory?")
-        config = BertConfig.from_json_file(config_path)
+        config = read_config(directory)
         for key, value in config_overrides.items():
             if not hasattr(config, key):
                 raise ValueError(f"{key!r} is not a BertConfig field.")

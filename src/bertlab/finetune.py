@@ -9,6 +9,7 @@ difference between the two is what pretraining bought.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import CONFIG_NAME, resolve_checkpoint_dir
+from .checkpoint import read_config, resolve_checkpoint_dir
 from .config import PRESETS, BertConfig
 from .distributed import DistInfo, broadcast, init_distributed
 from .finetune_tasks import TASKS, FinetuneTask, pad_batch, task_loss
@@ -81,16 +82,17 @@ def finetune_tokenizer(config: FinetuneConfig, checkpoint: Path | None) -> Any:
 
 
 def build_model(config: FinetuneConfig, task: FinetuneTask, num_labels: int, checkpoint: Path | None,
-                tokenizer: Any) -> nn.Module:
-    """The task model: the checkpoint's encoder plus a new head, or the same architecture at random."""
+                tokenizer: Any, stored: BertConfig | None = None) -> nn.Module:
+    """The task model: the checkpoint's encoder plus a new head, or the same architecture at random.
+
+    ``stored`` is the checkpoint's config, already read (`finetune` reads it once, before loading data).
+    """
     set_seed(config.seed)
     pooling = {"classifier_pooling": config.pooling} if config.pooling else {}
     if config.init == "pretrained":
         return task.model_class.from_pretrained(checkpoint, num_labels=num_labels, **pooling)
     if checkpoint is not None:
-        bert_config = BertConfig.from_json_file(checkpoint / CONFIG_NAME)
-        bert_config.num_labels = num_labels
-        bert_config.classifier_pooling = config.pooling or bert_config.classifier_pooling
+        bert_config = dataclasses.replace(stored or read_config(checkpoint), num_labels=num_labels, **pooling)
     else:
         bert_config = BertConfig.from_preset(config.preset, vocab_size=len(tokenizer), num_labels=num_labels,
                                              pad_token_id=tokenizer.pad_token_id, **pooling)
@@ -119,10 +121,7 @@ def finetune(config: FinetuneConfig) -> TrainResult:
     info, device = init_distributed(config.device)
     task = TASKS[config.task]
     checkpoint = resolve_checkpoint_dir(config.checkpoint) if config.checkpoint else None
-    if checkpoint is not None:
-        if not (checkpoint / CONFIG_NAME).exists():
-            raise ValueError(f"{checkpoint} has no {CONFIG_NAME}; is it a BERT checkpoint directory?")
-        BertConfig.from_json_file(checkpoint / CONFIG_NAME)  # a directory that is not BERT fails here, before the data
+    stored = read_config(checkpoint) if checkpoint is not None else None  # not BERT: fails here, before the data
     tokenizer = finetune_tokenizer(config, checkpoint)
     data = task.load()
     limits = {"train": config.max_train_examples,  # eval_batches caps evaluation: encode no more than it reads
@@ -132,7 +131,7 @@ def finetune(config: FinetuneConfig) -> TrainResult:
     splits = {name: _sample(data[name], limits[name], seeds[name]) for name in ("train", "validation", "test")}
     features = {name: task.encode(rows, tokenizer, config.max_length) for name, rows in splits.items()}
     train = splits["train"]
-    model = build_model(config, task, task.num_labels(train), checkpoint, tokenizer)
+    model = build_model(config, task, task.num_labels(train), checkpoint, tokenizer, stored)
     check_fit(model, tokenizer, config.max_length)
     evaluate = partial(evaluate_task, config=config, task=task, pad_id=tokenizer.pad_token_id, device=device)
     best = BestWeights(task.score_name) if config.keep_best else None

@@ -248,8 +248,7 @@ def stacked_stage1(directory: Path) -> Path:
     before any stage-2 step (config and tokenizer from the course model)."""
     import shutil
 
-    from .checkpoint import read_state_dict, write_weights
-    from .config import BertConfig
+    from .checkpoint import read_config, read_state_dict, write_weights
     from .pretrain import stacked_state
     from .shipped import STAGE1
 
@@ -258,7 +257,7 @@ def stacked_stage1(directory: Path) -> Path:
     for path in course.iterdir():
         if path.is_file() and path.suffix in (".json", ".txt") and path.name != "training.json":
             shutil.copy2(path, directory / path.name)
-    layers = BertConfig.from_json_file(course / "config.json").num_hidden_layers
+    layers = read_config(course).num_hidden_layers
     state = {k: v.clone() for k, v in stacked_state(read_state_dict(STAGE1), layers).items()}  # no shared tensors
     write_weights(state, directory / "model.safetensors", torch.float32)
     return directory
@@ -268,13 +267,13 @@ def pretraining_compute(steps: int) -> dict[str, float]:
     """Pretraining compute of the course model ``steps`` steps after stage 1 (stages 2 and 3 share their batch
     size and sequence length), in millions of token-layers (tokens seen in training times encoder layers: the
     part of the cost that grows with depth), and as a fraction of the shipped model's."""
-    from .config import BertConfig
+    from .checkpoint import read_config
     from .experiments import COURSE, STAGE3
     from .shipped import STAGE1, load_training
 
     stage1 = load_training(STAGE1)["args"]
-    layers1 = BertConfig.from_json_file(STAGE1 / "config.json").num_hidden_layers
-    layers = BertConfig.from_json_file(course_model_dir() / "config.json").num_hidden_layers
+    layers1 = read_config(STAGE1).num_hidden_layers
+    layers = read_config(course_model_dir()).num_hidden_layers
     first = stage1["max_steps"] * stage1["batch_size"] * stage1["max_length"] * layers1 / 1e6
     per_step = COURSE["batch_size"] * COURSE["max_length"] * layers / 1e6
     shipped = first + (COURSE["max_steps"] + STAGE3["max_steps"]) * per_step

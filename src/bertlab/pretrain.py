@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import CONFIG_NAME, normalize_keys, read_state_dict, resolve_checkpoint_dir
+from .checkpoint import normalize_keys, read_config, read_state_dict, resolve_checkpoint_dir
 from .config import PRESETS, BertConfig
 from .corpora import load_peoples_daily_documents, review_documents
 from .distributed import init_distributed
@@ -81,7 +81,7 @@ class PretrainConfig(TrainArgs):
 def model_config(config: PretrainConfig, tokenizer: Any) -> BertConfig:
     """The preset's architecture (or that of ``transfer_from``) with the tokenizer's vocabulary."""
     if config.transfer_from:
-        bert_config = BertConfig.from_json_file(resolve_checkpoint_dir(config.transfer_from) / CONFIG_NAME)
+        bert_config = read_config(resolve_checkpoint_dir(config.transfer_from))
         bert_config.vocab_size, bert_config.pad_token_id = len(tokenizer), tokenizer.pad_token_id
         return bert_config
     return BertConfig.from_preset(config.preset, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
