@@ -4,8 +4,9 @@ One batch (2 jobs) holds an honest solution, graded after the attackers, and one
 class: damage to other students (the library, HOME, other submissions, solutions/, nbgrader_config.py, the
 checkout), gradebook tampering (direct writes, a planted hot journal, triggers), background processes that
 outlive their kernel, a batch-voiding submission folder, feedback leaks (solutions, hidden tests, another
-student's text, live HTML and script) and a cell that ignores SIGINT and SIGTERM. Skipped where bwrap cannot
-run; every other grading test runs there with --trusted-submissions-no-sandbox.
+student's text, live HTML and script), a cell that ignores SIGINT and SIGTERM, and one that probes the limits
+(the network, its uid, memory, a fork bomb). Skipped where bwrap cannot run, except on CI, where the set-up
+installs it: there a missing sandbox fails; every other grading test runs with --trusted-submissions-no-sandbox.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import html as html_lib
 import os
 import re
 import shutil
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -33,8 +35,16 @@ HONEST_WORDS = "z_honest wrote these words 90210"
 NSP_TESTS = {"test_pair_input_format": 1, "test_pair_input_truncation": 2, "test_nsp_pairs": 3, "test_sop_pairs": 3,
              "test_pair_head_shapes": 1, "test_pair_head_cls": 2}
 
+MEMORY_MB = 6144  # the batch's address-space limit (autograde's default); the limits probe asks for more
+ON_CI = bool(os.environ.get("CI"))
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(sandbox.unavailable() is not None, reason=f"no sandbox: {sandbox.unavailable()}")]
+              pytest.mark.skipif(sandbox.unavailable() is not None and not ON_CI,
+                                 reason=f"no sandbox: {sandbox.unavailable()}")]
+
+
+def test_ci_has_the_sandbox():
+    """CI installs bubblewrap (tasks.py): there the tests below must run, not skip."""
+    assert sandbox.unavailable() is None, f"no sandbox on CI: {sandbox.unavailable()}"
 
 
 def _attempts(paths: list[str], payload: str) -> str:
@@ -53,7 +63,40 @@ def _attempts(paths: list[str], payload: str) -> str:
     )
 
 
-def _attacks(course: Path) -> dict[str, tuple[str, str]]:
+def _limits_probe(port: int) -> str:
+    """Code that prints what the sandbox let it do: reach a port of the grader's host, its uid, a big
+    allocation, and a fork bomb (its children are killed at once)."""
+    return (
+        "import os as _os, socket as _so, time as _t\n"
+        "try:\n"
+        f"    _so.create_connection(('127.0.0.1', {port}), timeout=3).close()\n"
+        "    print('NET CONNECTED')\n"
+        "except OSError as _e:\n"
+        "    print('NET BLOCKED', type(_e).__name__)\n"
+        "print('UID', _os.getuid())\n"
+        "try:\n"
+        f"    _big = bytearray({(MEMORY_MB + 1024) * 2**20}); del _big\n"
+        "    print('MEMORY GRANTED')\n"
+        "except MemoryError:\n"
+        "    print('MEMORY BLOCKED')\n"
+        "_kids = []\n"
+        "try:\n"
+        "    for _ in range(400):\n"
+        "        _pid = _os.fork()\n"
+        "        if _pid == 0:\n"
+        "            _t.sleep(60)\n"
+        "            _os._exit(0)\n"
+        "        _kids.append(_pid)\n"
+        "    print('FORKS GRANTED', len(_kids))\n"
+        "except OSError as _e:\n"
+        "    print('FORKS BLOCKED AFTER', len(_kids), type(_e).__name__)\n"
+        "for _k in _kids:\n"
+        "    _os.kill(_k, 9)\n"
+        "    _os.waitpid(_k, 0)\n"
+    )
+
+
+def _attacks(course: Path, port: int) -> dict[str, tuple[str, str]]:
     """student -> (the answer cell to prefix, code put in front of the genuine answer)."""
     sabotage = "\nraise SystemExit('sabotaged by another student')\n"
     damage = _attempts([
@@ -112,7 +155,7 @@ def _attacks(course: Path) -> dict[str, tuple[str, str]]:
                "    while True:\n        pass\n")
     return {"a_damage": ("build_pair_input", damage), "a_gradebook": ("build_pair_input", gradebook),
             "a_background": ("build_pair_input", background), "a_leak": ("build_pair_input", leak),
-            "a_signals": ("sop_pairs", signals)}
+            "a_signals": ("sop_pairs", signals), "a_limits": ("build_pair_input", _limits_probe(port))}
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -129,7 +172,9 @@ def batch(tmp_path_factory):
     answers = samples.answers(solution)
     honest = samples.solved(release, solution, {"nsp_pairs": f"# {HONEST_WORDS}\n" + answers["nsp_pairs"]})
     samples.write_submission(course, HONEST, "nsp_sop", {"nsp_sop": honest})
-    for student, (cell, code) in _attacks(course).items():
+    listener = socket.create_server(("127.0.0.1", 0))  # a port on the grader's host that the probe tries
+    listener.listen()
+    for student, (cell, code) in _attacks(course, listener.getsockname()[1]).items():
         answer = code if student == "a_signals" else code + "\n" + answers[cell]
         nb = samples.solved(release, solution, {cell: answer, "why_sop": "My own words."})
         if student == "a_leak":
@@ -146,7 +191,9 @@ def batch(tmp_path_factory):
     (void / "shadow").symlink_to("/etc/shadow")
     before = {name: _digest(course / name) for name in ("submitted", "solutions", "exercises")}
     before["config"] = _digest(course)[grading.CONFIG]
-    results = autograding.autograde(course, ["nsp_sop"], jobs=2, timeout=240, cell_timeout=CELL_TIMEOUT, log=print)
+    with listener:
+        results = autograding.autograde(course, ["nsp_sop"], jobs=2, timeout=240, cell_timeout=CELL_TIMEOUT,
+                                        memory_mb=MEMORY_MB, log=print)
     return course, before, {r.student: r for r in results}
 
 
@@ -208,7 +255,8 @@ def test_no_process_outlives_its_kernel(batch):
 
 def test_a_broken_submission_folder_voids_nothing(batch):
     course, _, results = batch
-    assert set(results) == {HONEST, "a_damage", "a_gradebook", "a_background", "a_leak", "a_signals", "a_void"}
+    assert set(results) == {HONEST, "a_damage", "a_gradebook", "a_background", "a_leak", "a_signals", "a_limits",
+                            "a_void"}
     void = results["a_void"]
     assert void.status == "failed" and void.score == 0 and void.reasons
     assert scores(course, HONEST) == NSP_TESTS
@@ -244,3 +292,18 @@ def test_feedback_holds_no_solution_hidden_test_other_student_or_live_script(bat
     for planted in ("leak_html_9431", "leak_md_9431", "leak_raw_9431", "leak_js_9431"):
         assert not re.search(r"<script[^>]*>[^<]*" + planted, page), planted
     assert not re.search(r"<img[^>]*onerror", page) and 'href="javascript:' not in page
+
+
+def test_no_network_a_uid_of_its_own_and_limits_on_memory_and_processes(batch):
+    course, _, _ = batch
+    text = autograded(course, "a_limits")
+    assert "NET BLOCKED" in text, text  # the grader's host listens on that port: only a network namespace hides it
+    uid = int(re.search(r"UID (\d+)", text).group(1))
+    assert uid != os.getuid()
+    assert "MEMORY BLOCKED" in text, text
+    if os.geteuid() == 0:  # RLIMIT_NPROC needs a uid of the sandbox's own, which only root can switch to
+        assert uid >= sandbox.UID_BASE
+        forks = int(re.search(r"FORKS BLOCKED AFTER (\d+)", text).group(1))
+        assert forks < 256, text  # Settings.processes, the kernel's own processes included
+    assert scores(course, "a_limits") == NSP_TESTS  # the probe broke nothing of its own grading
+    assert scores(course, HONEST) == NSP_TESTS

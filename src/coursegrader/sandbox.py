@@ -3,14 +3,15 @@
 nbgrader, the gradebook and every file of the course stay in the trusted grading process; only the kernel
 that runs the submission's code is started inside ``bwrap``, where it has:
 
-* an unprivileged uid (65534, ``nobody``): for real when the grader runs as root (``setpriv``), else the
-  uid of a user namespace;
+* an unprivileged uid: for real when the grader runs as root (``setpriv``), one uid per grading worker
+  (`sandbox_uid`), so that no two sandboxes of a batch share a process limit or can signal each other;
+  else uid 65534 of a user namespace;
 * read-only views of the Python installation, the virtual environment and a non-editable copy of the
   course library (one per assignment, its graded pieces stubbed out) and of the judge's kernel end
   (`coursegrader.remote`); the checkout's ``src/`` is not visible;
 * one writable folder of its own (HOME and working directory, empty at start), a private /tmp;
 * no network, its own PID, IPC and UTS namespaces: every process it starts dies with it;
-* limits on address space, processes (of uid 65534, when grading as root), file size and core dumps
+* limits on address space, processes (of its uid, when grading as root), file size and core dumps
   (``prlimit``);
 * a cell time limit enforced from outside: SIGINT, then SIGKILL of the whole sandbox after a grace period.
 
@@ -36,7 +37,8 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
-UID = 65534  # nobody
+UID = 65534  # nobody: the uid inside a user namespace (grading without root)
+UID_BASE = 1_000_000  # grading as root: worker process p runs its sandboxes as uid UID_BASE + p, a uid no one has
 HOME = "/home/student"
 LIBRARY = "/opt/course-library"
 GRACE_SECONDS = 5  # after a cell's time limit: SIGINT, then this long for the kernel to answer, then SIGKILL
@@ -141,6 +143,13 @@ def _with_parents(mounts: list[str]) -> list[str]:
     return out
 
 
+def sandbox_uid() -> int:
+    """The uid of this process's sandboxes. As root, each grading worker (a process of its own, grading one
+    submission at a time) gets a uid of its own, so RLIMIT_NPROC, which counts a uid's processes, is a limit
+    per sandbox, not a pool that one fork bomb could drain for the others. Without root: UID, namespaced."""
+    return UID_BASE + os.getpid() if os.geteuid() == 0 else UID
+
+
 def _bwrap(settings: Settings, folder: Path | None) -> list[str]:
     """The bwrap command line up to the program: namespaces, file system, environment."""
     args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
@@ -166,9 +175,10 @@ def _bwrap(settings: Settings, folder: Path | None) -> list[str]:
         args += ["--setenv", key, str(value)]
     limits = ["prlimit", f"--as={settings.memory_mb * 2**20}", "--core=0", f"--fsize={2**30}"]
     args += ["--", *limits]
-    if os.geteuid() == 0:  # RLIMIT_NPROC counts the processes of the real uid: only meaningful for uid 65534
+    if os.geteuid() == 0:  # RLIMIT_NPROC counts the processes of the real uid: meaningful for a uid of its own
+        uid = sandbox_uid()
         args += [f"--nproc={settings.processes}", "--",
-                 "setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "--no-new-privs", "--"]
+                 "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs", "--"]
     else:
         args += ["--"]
     return args
@@ -180,7 +190,7 @@ def kernel_folder(settings: Settings) -> Path:
     (folder / "home").mkdir(parents=True)
     if os.geteuid() == 0:
         for path in (folder, folder / "home"):
-            os.chown(path, UID, UID)
+            os.chown(path, sandbox_uid(), sandbox_uid())
     os.chmod(folder, 0o700)
     return folder
 
@@ -209,7 +219,7 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
         os.chmod(self.connection_file, 0o644)  # the folder is private to the sandbox's uid; the kernel reads it
         if os.geteuid() == 0:
-            os.chown(self.connection_file, UID, UID)
+            os.chown(self.connection_file, sandbox_uid(), sandbox_uid())
         kw.pop("cwd", None)  # bwrap --chdir sets the kernel's own; the notebook's folder is not in the sandbox
         await super()._async_launch_kernel(kernel_cmd, **kw)
 
@@ -236,7 +246,7 @@ class SandboxKernelManager(AsyncKernelManager):
             shutil.rmtree(self.folder / "home", ignore_errors=True)
             (self.folder / "home").mkdir()
             if os.geteuid() == 0:
-                os.chown(self.folder / "home", UID, UID)
+                os.chown(self.folder / "home", sandbox_uid(), sandbox_uid())
 
 
 class SandboxedExecute(Execute):
