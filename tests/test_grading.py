@@ -143,6 +143,19 @@ def bert_parameter_counts(config):
     return counts
 '''}, {"test_parameter_counts", "test_published_sizes"}),
 }
+# A correct answer that warns and writes to stderr loses nothing: the verdict is the tests', not the output's.
+WRONG["warns"] = ("masking", {"mask_tokens": samples.answers(ROOT / "solutions/masking/masking.ipynb")["mask_tokens"]
+                              + '''
+import functools as _functools, sys as _sys, warnings as _warnings
+_honest = mask_tokens
+
+
+@_functools.wraps(_honest)
+def mask_tokens(*args, **kwargs):
+    _warnings.warn("the given NumPy array is not writable", UserWarning)
+    print("a line on stderr", file=_sys.stderr)
+    return _honest(*args, **kwargs)
+'''}, set())
 
 # ---- attacks on the judge: (masking) answers that fail every test, plus what would once have bent the tests -------
 GARBAGE = '''
