@@ -8,7 +8,8 @@ sentence and its result is checked against bertlab's, with no request leaving th
 * fill-mask: the top 5 tokens and their probabilities, as bertlab.fill_mask gives them (1e-4);
 * masking: the same positions, replacements and labels as bertlab.masking fed with the page's random draws;
 * attention: every layer's and head's map, as bertlab computes them (1e-4);
-* the first fill-mask result comes within 3 s of page load; WebAssembly off gives a clear message;
+* the page records when the first fill-mask result came (bench/site.py times it against its budget on the
+  chapter page); WebAssembly off gives a clear message;
 * every Chinese character the demos show is drawn in the course font (a reader may have no Chinese font).
 """
 
@@ -24,9 +25,6 @@ from test_site import ROOT, browser, cjk_font_problems, open_page, serve  # noqa
 
 from bertlab.shipped import course_model_dir
 from bertlab.tokenizer import load_tokenizer
-
-LATENCY_BUDGET_MS = 3000
-SIZE_BUDGET = 25_000_000  # model + runtime + fonts added to the site, in bytes
 
 
 def course_demos():
@@ -199,14 +197,14 @@ def test_demo_tokens_are_drawn_in_the_course_font(browser, demo_url):  # noqa: F
     assert not fonts, fonts
 
 
-def test_first_fill_mask_result_within_budget(browser, demo_url):  # noqa: F811
+def test_the_first_fill_mask_result_is_recorded(browser, demo_url):  # noqa: F811
+    """bench/site.py times it on the chapter page; here only that the page records it, with no problem."""
     page, problems = open_page(browser, demo_url)
     page.wait_for_function("() => window.courseDemos.results.firstFillMaskMs !== undefined", timeout=30000)
     ms = page.evaluate("() => window.courseDemos.results.firstFillMaskMs")
     page.close()
-    print(f"first fill-mask result {ms:.0f} ms after navigation start")
     assert not problems, problems
-    assert ms < LATENCY_BUDGET_MS, f"first fill-mask result after {ms:.0f} ms"
+    assert ms > 0
 
 
 def test_without_webassembly_the_demos_say_so(browser, demo_url):  # noqa: F811
@@ -231,7 +229,7 @@ def test_the_built_site_has_the_demos_within_budget():
     added += [static / n for n in (*demos.SCRIPTS, "course_demos.css", "course_demos_font.css")]
     size = sum(p.stat().st_size for p in added)
     print(f"demos + fonts added to the site: {size / 1e6:.1f} MB")
-    assert size <= SIZE_BUDGET
+    assert size <= demos.SIZE_BUDGET_MB * 1e6
     pages = {name: (site / "book" / f"{name}.html").read_text(encoding="utf-8") for name in ("bert_encoder", "masking")}
     assert 'data-demo="attention"' in pages["bert_encoder"]
     assert 'data-demo="fill-mask"' in pages["masking"] and 'data-demo="masking"' in pages["masking"]

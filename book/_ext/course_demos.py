@@ -44,8 +44,14 @@ STATIC = "course-demos"  # the folder in _static/ with the model, the vocabulary
 MODEL_FILE = "course-model.onnx"
 SCRIPTS = ("course_tokenizer.js", "course_demos.js")  # in the order the pages load them
 VOCAB_FONT = "course-vocab.woff"
-FALLBACK = ("Live demo of the course model (it needs JavaScript): the outputs printed above come from the "
-            "same model.")
+# The demos' budgets (issue: what they add to the site, and how soon the first fill-mask answers), measured by
+# bench/site.py; tests/test_demos.py checks the size of a built site.
+SIZE_BUDGET_MB = 25
+LATENCY_BUDGET_MS = 3000
+# Said where the demo cannot run. Not "the outputs above come from the same model": chapter 2's attention maps
+# above the demo are all-MiniLM-L6-v2's, the demo runs the course model.
+FALLBACK = ("Live demo of the course model: it needs JavaScript. The executed outputs of this page show the "
+            "same computation.")
 VOCAB_FONT_CSS = f"""/* The course font cut down to the vocabulary, for the tokens the live demos show. */
 @font-face {{ font-family: "Course CJK vocabulary"; src: url("{STATIC}/{VOCAB_FONT}") format("woff");
   font-display: swap; }}
