@@ -40,6 +40,10 @@ def confusion_counts(gold, predicted):
     return (sum(g == 1 and p == 1 for g, p in pairs), sum(g != 1 and p == 1 for g, p in pairs),
             sum(g == 1 and p != 1 for g, p in pairs), sum(g != 1 and p != 1 for g, p in pairs))
 
+def accuracy(gold, predicted):
+    tp, fp, fn, tn = confusion_counts(gold, predicted)
+    return (tp + tn) / (tp + fp + fn + tn)
+
 def f1(gold, predicted):
     tp, fp, fn, _ = confusion_counts(gold, predicted)
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
@@ -119,6 +123,13 @@ def matthews_corrcoef(gold, predicted):
     tp, fp, fn, tn = confusion_counts(gold, predicted)
     return (tp * tn - fp * fn) / math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))  # 0 / 0 when constant
 '''}, {"test_matthews_corrcoef"}),
+    "accuracy_of_positives": ("glue_score", {"classification_metrics": GLUE_COUNTS.replace(
+        "return (tp + tn) / (tp + fp + fn + tn)", "return tp / (tp + fn)  # the recall, not the accuracy") + '''
+def matthews_corrcoef(gold, predicted):
+    tp, fp, fn, tn = confusion_counts(gold, predicted)
+    denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return (tp * tn - fp * fn) / denominator if denominator else 0.0
+'''}, {"test_accuracy"}),
     "flat_glue_average": ("glue_score", {"glue_score": '''
 def glue_score(results):
     numbers = [x for score in results.values() for x in (score if isinstance(score, tuple) else (score,))]
