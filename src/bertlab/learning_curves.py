@@ -46,7 +46,7 @@ SWEEP_NAME = "pretraining_compute"
 SWEEP_SIZES = (300, 1000)
 TRANSFER_NAME = "transfer_curves"
 TRANSFER_SIZES = (300,)
-TASKS = ("sentiment", "pos", "pair")
+CURVE_TASKS = ("sentiment", "pos", "pair")  # not finetune_tasks.TASKS (every task, by name)
 SIZES = (100, 300, 1000, 3000, None)  # None: the whole training split
 SEEDS = (0, 1, 2)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3)
@@ -62,7 +62,7 @@ TEST_EXAMPLES = 1024  # likewise for the test split, scored once at the end of e
 class Plan:
     """What to run; `quick()` is a small version of the full plan for tests."""
 
-    tasks: tuple[str, ...] = TASKS
+    tasks: tuple[str, ...] = CURVE_TASKS
     sizes: tuple[int | None, ...] = SIZES
     seeds: tuple[int, ...] = SEEDS
     learning_rates: tuple[float, ...] = LEARNING_RATES
@@ -326,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bertlab.learning_curves", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning_curves"))
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side (one CPU thread each)")
-    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument("--tasks", nargs="+", choices=CURVE_TASKS, default=list(CURVE_TASKS))
     parser.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS))
     parser.add_argument("--checkpoint", help="the pretrained model (default: the course model in the package); "
                         "random weights take its architecture")
