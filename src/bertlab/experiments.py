@@ -42,6 +42,7 @@ from .heads import BertForPreTraining
 from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset
 from .shipped import (
     COURSE_MODEL,
+    FINETUNED_TASKS,
     PAIR_MODELS,
     RESULTS,
     STAGE1,
@@ -300,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="finetune: keep the runs already in results/finetune.json, run only the others")
     parser.add_argument("--jobs", type=int, default=1, help="fine-tuning runs side by side (one CPU thread each)")
     parser.add_argument("--only", choices=PAIR_TASKS, help="pretrain one of the three models (run them side by side)")
+    parser.add_argument("--tasks", nargs="+", choices=FINETUNED_TASKS, default=list(FINETUNED_TASKS),
+                        help="finetuned: the shipped fine-tuned models to make (default: all four)")
     parser.add_argument("--course-steps", type=int, default=COURSE["max_steps"])
     parser.add_argument("--stop-at", "--course-stop-at", dest="stop_at", type=int,
                         help="course, stage3, minilm: end this piece at this step (the same command resumes it)")
@@ -349,11 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    "runs": runs, "baselines": {"sentiment": baselines}})
     if "finetuned" in steps:
         from .finetuned_models import finetune_and_store
-        from .shipped import FINETUNED_TASKS
 
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            futures = {task: pool.submit(finetune_and_store, task, command) for task in FINETUNED_TASKS}
+            futures = {task: pool.submit(finetune_and_store, task, command) for task in args.tasks}
             for task, future in futures.items():
                 print(task, json.dumps(future.result()))
     print(f"done in {time.perf_counter() - start:.0f} s")

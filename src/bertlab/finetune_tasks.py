@@ -2,7 +2,7 @@
 
     sentiment  one sentence -> one class (positive/negative review)    BertForSequenceClassification
     pos        one sentence -> one class per token (part of speech)     BertForTokenClassification
-    pair       two sentences -> one class (same article?)               BertForSequenceClassification
+    pair       two sentences -> one class (next sentence?)              BertForSequenceClassification
     qa         question + context -> the answer's span in the context   BertForQuestionAnswering
 
 A feature is a dict of lists (input_ids, token_type_ids, attention_mask and the labels);

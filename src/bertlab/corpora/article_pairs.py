@@ -1,10 +1,11 @@
-"""A sentence-pair task from People's Daily: do two sentences come from the same article?
+"""A sentence-pair task from People's Daily: is B the sentence that follows A, or one from another article?
 
 The lecture's third fine-tuning case reads two segments and gives one class, ``[CLS] A [SEP] B [SEP]``.
-Half of the pairs here are two sentences of one article (label 1), half pair a sentence with one from
-another article of the same split (label 0). Neither sentence alone tells the answer: the model has to
-compare what the two are about (a topic, a place, a person). Splits follow the article splits of
-`load_peoples_daily_documents`, so no article gives sentences to two splits.
+Every two neighbouring sentences of an article give two pairs: A with the sentence after it (label 1) and
+A with a sentence of another article of the same split (label 0). The classes are balanced and every A is
+seen once with each answer, so neither sentence alone tells it: the model has to compare the two (a topic,
+a name, a place carried on). It is BERT's next-sentence question, asked of labelled pairs. Splits follow
+the article splits of `load_peoples_daily_documents`, so no article gives sentences to two splits.
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ MIN_SENTENCE_CHARS = 10
 ARTICLE_PAIR_FEATURES = datasets.Features({
     "text_a": datasets.Value("string"),
     "text_b": datasets.Value("string"),
-    "label": datasets.ClassLabel(names=["different article", "same article"]),
+    "label": datasets.ClassLabel(names=["another article", "next sentence"]),
 })
 
 
 def make_article_pairs(articles: list[list[str]], rng: random.Random) -> list[tuple[str, str, int]]:
-    """(text_a, text_b, label) pairs: label 1 when both sentences come from one article, 0 when B comes from
-    another article. Each article's sentences are shuffled and taken two at a time; for a fair coin's half of
-    the pairs, B is swapped for a random sentence of a random other article. Articles need two usable sentences.
+    """(text_a, text_b, label) pairs: for every sentence A of an article that has a next one, (A, the next
+    sentence, 1) and (A, a random sentence of a random other article, 0). Sentences shorter than
+    MIN_SENTENCE_CHARS are left out first, so "next" is the next usable one; an article needs two of them.
 
     Chapter: book/finetuning.md
     """
@@ -50,15 +51,11 @@ def make_article_pairs(articles: list[list[str]], rng: random.Random) -> list[tu
                          f">= {MIN_SENTENCE_CHARS} characters each.")
     pairs = []
     for i, article in enumerate(usable):
-        sentences = article[:]
-        rng.shuffle(sentences)
-        for a, b in zip(sentences[0::2], sentences[1::2], strict=False):
-            if rng.random() < 0.5:
-                pairs.append((a, b, 1))
-            else:
-                other = rng.randrange(len(usable) - 1)
-                other += other >= i  # any article but this one
-                pairs.append((a, rng.choice(usable[other]), 0))
+        for a, b in zip(article, article[1:], strict=False):  # each sentence with the one after it
+            pairs.append((a, b, 1))
+            other = rng.randrange(len(usable) - 1)
+            other += other >= i  # any article but this one
+            pairs.append((a, rng.choice(usable[other]), 0))
     rng.shuffle(pairs)
     return pairs
 
@@ -74,10 +71,10 @@ def _article_pairs(key: SourceKey, seed: int) -> datasets.DatasetDict:
 
 def load_article_pairs(split: str | None = None, *, source: str | os.PathLike | None = None,
                        seed: int = DEFAULT_SEED) -> datasets.Dataset | datasets.DatasetDict:
-    """"Do these two sentences come from the same article?" (the lecture's sentence-pair case), from People's Daily.
+    """"Is B the sentence after A?" (the lecture's sentence-pair case), from People's Daily.
 
-    Columns: text_a, text_b, label (1 = same article, 0 = different articles). Built per split by
-    `make_article_pairs`; `source` as for `load_peoples_daily_documents`.
+    Columns: text_a, text_b, label (1 = B follows A in its article, 0 = B comes from another article). Built
+    per split by `make_article_pairs`; `source` as for `load_peoples_daily_documents`.
     """
     check_split(split)
     return pick_split(_article_pairs(resolve_source(source, BUNDLED), seed), split)
