@@ -6,7 +6,7 @@
 * what the live demos add to the site (model, runtime, scripts, fonts), at most 25 MB.
 
     python bench/site.py            # latency and size, on the site that python3 tasks.py book built
-    python bench/site.py --build    # first a clean build into a temporary folder (about 8 minutes on 2 cores)
+    python bench/site.py --build    # first a clean build of a copy (about 2 minutes on 2 idle cores)
 
 Run it on an otherwise idle machine: a training run beside it slows the build and the page alike.
 """
@@ -93,11 +93,7 @@ def first_fill_mask_ms(site: Path) -> float:
 
 def added_megabytes(site: Path) -> float:
     """What the demos add to the site: their static folder, scripts and styles, and the course fonts."""
-    demos = course_demos()
-    static = site / "_static"
-    files = [p for p in (static / demos.STATIC).rglob("*") if p.is_file()] + [static / "course-cjk.woff"]
-    files += [static / n for n in (*demos.SCRIPTS, "course_demos.css", "course_demos_font.css")]
-    return sum(p.stat().st_size for p in files) / 1e6
+    return sum(p.stat().st_size for p in course_demos().added_files(site / "_static")) / 1e6
 
 
 def main() -> None:

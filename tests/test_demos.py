@@ -225,9 +225,7 @@ def test_the_built_site_has_the_demos_within_budget():
         pytest.skip("the site is not built (python3 tasks.py book)")
     demos = course_demos()
     static = site / "_static"
-    added = [p for p in (static / demos.STATIC).iterdir()] + [static / "course-cjk.woff"]
-    added += [static / n for n in (*demos.SCRIPTS, "course_demos.css", "course_demos_font.css")]
-    size = sum(p.stat().st_size for p in added)
+    size = sum(p.stat().st_size for p in demos.added_files(static))
     print(f"demos + fonts added to the site: {size / 1e6:.1f} MB")
     assert size <= demos.SIZE_BUDGET_MB * 1e6
     pages = {name: (site / "book" / f"{name}.html").read_text(encoding="utf-8") for name in ("bert_encoder", "masking")}

@@ -145,6 +145,16 @@ def write_demo_assets(static: Path, cache: Path, with_model: bool = True) -> Pat
     return target
 
 
+def added_files(static: Path) -> list[Path]:
+    """What the live demos and the course font add to a built site's _static/: the files the size budget
+    (SIZE_BUDGET_MB) counts, for bench/site.py and tests/test_demos.py alike."""
+    spec = importlib.util.spec_from_file_location("course_fonts", HERE / "course_fonts.py")
+    fonts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fonts)
+    files = [p for p in (static / STATIC).rglob("*") if p.is_file()]
+    return files + [static / name for name in (fonts.FONT_FILE, *SCRIPTS, "course_demos.css", "course_demos_font.css")]
+
+
 def site_has_demos(site: Path) -> bool:
     """Whether a page of the built site holds a demo (a site without one gets no model and no runtime)."""
     return any('class="course-demo"' in p.read_text(encoding="utf-8", errors="ignore") for p in site.rglob("*.html"))
