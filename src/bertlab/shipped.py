@@ -1,7 +1,9 @@
 """What bertlab ships besides code, and where: the course tokenizer and model (with its earlier stages), the
 three NSP/SOP pair models, the fine-tuned demo models and the results of the course's experiments, with the
 loaders that the book uses. Every asset path is defined here once; `bertlab.experiments` makes the assets
-(``python -m bertlab.experiments --help``). Taught in: Fine-tuning (``book/finetuning.md``).
+(``python -m bertlab.experiments --help``).
+
+Chapter: book/finetuning.md
 
 This module imports nothing of bertlab at import time, so that the low-level modules (the tokenizer) can take
 their default paths from it.
