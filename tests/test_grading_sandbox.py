@@ -32,6 +32,7 @@ CELL_TIMEOUT = 20
 MARKER = "bertlab-attack-7f3a"  # in the command line of every background process an attack starts
 HONEST = "z_honest"  # sorted after the attackers: graded after them
 HONEST_WORDS = "z_honest wrote these words 90210"
+HIDDEN_CALL = "CALL 20-19-12"  # build_pair_input(A of 20, B of 19, max_length=12): a hidden test's input
 NSP_TESTS = {"test_pair_input_format": 1, "test_pair_input_truncation": 2, "test_nsp_pairs": 3, "test_sop_pairs": 3,
              "test_pair_head_shapes": 1, "test_pair_head_cls": 2}
 
@@ -148,6 +149,18 @@ def _attacks(course: Path, port: int) -> dict[str, tuple[str, str]]:
         "from IPython.display import HTML, Javascript, display\n"
         "display(HTML('<script>window.leak_html_9431()</script><img src=x onerror=\"leak_img_9431()\">'))\n"
         "display(Javascript('leak_js_9431()'))\n"
+        # record the inputs the tests give build_pair_input (hidden ones included), print them in later cells
+        "_calls = []\n"
+        "def _record(result=None):\n"
+        "    f = globals().get('build_pair_input')\n"
+        "    if f is not None and not hasattr(f, '_recorded'):\n"
+        "        def g(a, b, **kw):\n"
+        "            _calls.append(f'CALL {len(a)}-{len(b)}-{kw.get(\"max_length\")}')\n"
+        "            return f(a, b, **kw)\n"
+        "        g._recorded = True\n"
+        "        globals()['build_pair_input'] = g\n"
+        "get_ipython().events.register('post_run_cell', _record)\n"
+        "get_ipython().events.register('pre_run_cell', lambda info: print('RECORDED', *_calls))\n"
     )
     signals = ("import signal as _sig\n"
                "def sop_pairs(documents, rng):  # the kernel resets SIGINT per cell: ignore it where it loops\n"
@@ -287,6 +300,8 @@ def test_feedback_holds_no_solution_hidden_test_other_student_or_live_script(bat
     assert "BLOCKED /etc/shadow" in autograded(course, "a_leak")
     assert autograded(course, "a_leak").count("FileNotFoundError") >= 2  # solutions/, the other student's work
     assert not [ln for ln in hidden if ln.strip() in text], "hidden test lines in the feedback"
+    assert HIDDEN_CALL in autograded(course, "a_leak")  # the student's code saw a hidden test's input ...
+    assert HIDDEN_CALL not in text, "a hidden test's input in the feedback"  # ... and could not show it there
     assert not [ln for ln in model_answer if ln in text], "the model answer in the feedback"
     assert HONEST_WORDS not in text
     for planted in ("leak_html_9431", "leak_md_9431", "leak_raw_9431", "leak_js_9431"):

@@ -177,6 +177,22 @@ def test_hide_hidden_tests_removes_the_region_and_the_traceback():
     assert cell.outputs[0].traceback == ["AssertionError: labels are wrong"]
 
 
+def test_feedback_withholds_the_outputs_of_cells_run_after_a_hidden_test():
+    """A student's function sees the hidden tests' inputs; a later cell of theirs could print them."""
+    def student_cell(text: str) -> nbformat.NotebookNode:
+        return nbformat.v4.new_code_cell("print(recorded)", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text=text)])
+
+    visible_only = grade_cell("visible()\nchecks.passed('t1')", [])
+    hidden = grade_cell("visible()\n### BEGIN HIDDEN TESTS\nf(20, 19, 12)\n### END HIDDEN TESTS\n", [])
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [student_cell("mine 1"), visible_only, student_cell("mine 2"), hidden, student_cell("CALL 20-19-12"),
+                nbformat.v4.new_markdown_cell("text")]
+    nb, _ = preprocessors.HideHiddenTests().preprocess(nb, {})
+    shown = [c.outputs[0].text for c in nb.cells if c.cell_type == "code" and c.outputs]
+    assert shown == ["mine 1", "mine 2", preprocessors.WITHHELD]
+
+
 def test_collect_files_submissions_by_notebook_name(tmp_path):
     course = grading.copy_course(grading.find_course(grading.__file__), tmp_path / "course")
     inbox = tmp_path / "inbox"

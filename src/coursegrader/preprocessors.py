@@ -1,7 +1,8 @@
 """nbgrader preprocessors of the course (named in nbgrader_config.py).
 
-* `HideHiddenTests` (feedback): the hidden tests are cut from the test cells, and a failed test's
-  traceback (which quotes the failing lines) is replaced by its message.
+* `HideHiddenTests` (feedback): the hidden tests are cut from the test cells, a failed test's traceback
+  (which quotes the failing lines) is replaced by its message, and the outputs of the student's cells that ran
+  after a hidden test are withheld (the student's code saw the hidden tests' inputs and could print them).
 * `PublishedLinks` (generate, first): links from a notebook to a chapter (``../../book/masking.md``) become
   links to the published page (``<html.baseurl of _config.yml>book/masking.html``), so that they still work
   once the notebook has left the repository (nbgrader exchange, a learning platform's copy).
@@ -16,6 +17,7 @@ import os
 import re
 from pathlib import Path
 
+import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
@@ -63,12 +65,24 @@ class PublishedLinks(NbGraderPreprocessor):
         return cell, resources
 
 
+WITHHELD = ("[output not shown in the feedback: this cell ran after a hidden test, whose inputs your code could "
+            "have recorded]\n")
+
+
 class HideHiddenTests(NbGraderPreprocessor):
-    """For feedback: remove hidden tests from test cells, and quote only the message of a failed test."""
+    """For feedback: remove hidden tests from test cells, quote only the message of a failed test, and withhold
+    the outputs of non-test code cells that come after a test cell with hidden tests (cells run in order)."""
+
+    def preprocess(self, nb, resources):
+        self.after_hidden = False
+        return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
         if not _graded_code(cell):
+            if cell.cell_type == "code" and self.after_hidden and cell.get("outputs"):
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=WITHHELD)]
             return cell, resources
+        self.after_hidden = self.after_hidden or bool(HIDDEN.search(cell.source))
         cell.source = HIDDEN.sub("# (hidden tests)\n", cell.source)
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
