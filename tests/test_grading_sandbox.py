@@ -4,8 +4,9 @@ One batch (2 jobs) holds an honest solution, graded after the attackers, and one
 class: damage to other students (the library, HOME, other submissions, solutions/, nbgrader_config.py, the
 checkout), gradebook tampering (direct writes, a planted hot journal, triggers), background processes that
 outlive their kernel, a batch-voiding submission folder, feedback leaks (solutions, hidden tests, another
-student's text, live HTML and script), a cell that ignores SIGINT and SIGTERM, and one that probes the limits
-(the network, its uid, memory, a fork bomb). Skipped where bwrap cannot run, except on CI, where the set-up
+student's text, live HTML and script, hidden-test inputs), a cell that ignores SIGINT and SIGTERM, forged cell
+metadata (points, flags, an extra graded cell), and one that probes the limits (the network, its uid, memory, a
+fork bomb). Skipped where bwrap cannot run, except on CI, where the set-up
 installs it: there a missing sandbox fails; every other grading test runs with --trusted-submissions-no-sandbox.
 """
 
@@ -196,6 +197,14 @@ def batch(tmp_path_factory):
             nb.cells.insert(1, nbformat.v4.new_raw_cell("<script>leak_raw_9431()</script>",
                                                         metadata={"format": "text/html"}))
         samples.write_submission(course, student, "nsp_sop", {"nsp_sop": nb})
+    # forged cell metadata: a test cell worth 600 points, an extra graded cell, a locked cell unlocked
+    forged = samples.solved(release, solution, {"why_sop": "My own words."})
+    tests = [c for c in forged.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+    tests[0].metadata.nbgrader["points"] = 600
+    tests[1].metadata.nbgrader["locked"] = False
+    forged.cells.append(nbformat.v4.new_code_cell("pass", metadata={"nbgrader": dict(
+        tests[1].metadata.nbgrader, grade_id="test_bonus", points=99)}))
+    samples.write_submission(course, "a_forged", "nsp_sop", {"nsp_sop": forged})
     # a submission folder built to break the copy: a folder in the notebook's place, a FIFO, dangling links
     void = course / "submitted" / "a_void" / "nsp_sop"
     (void / "nsp_sop.ipynb").mkdir(parents=True)
@@ -269,10 +278,22 @@ def test_no_process_outlives_its_kernel(batch):
 def test_a_broken_submission_folder_voids_nothing(batch):
     course, _, results = batch
     assert set(results) == {HONEST, "a_damage", "a_gradebook", "a_background", "a_leak", "a_signals", "a_limits",
-                            "a_void"}
+                            "a_forged", "a_void"}
     void = results["a_void"]
     assert void.status == "failed" and void.score == 0 and void.reasons
     assert scores(course, HONEST) == NSP_TESTS
+
+
+def test_forged_cell_metadata_earns_the_release_points_and_no_more(batch):
+    """Points come from the release: the forged 600-point test and the extra graded cell count as the release's
+    cells (or not at all), and the honest answers keep their points."""
+    course, _, results = batch
+    assert scores(course, "a_forged") == NSP_TESTS
+    with grading.gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook("nsp_sop", "nsp_sop", "a_forged")
+        assert {g.name for g in nb.grades} >= set(NSP_TESTS) and "test_bonus" not in {g.name for g in nb.grades}
+        assert all((g.auto_score or 0) <= g.max_score for g in nb.grades)
+    assert results["a_forged"].status == "graded"
 
 
 def test_a_cell_that_ignores_sigint_and_sigterm_is_killed_at_its_time_limit(batch):
