@@ -177,3 +177,44 @@ def test_a_correct_pair_sampler_fails_the_rate_check_by_chance_below_one_in_a_mi
 
     assert 1 - passes(0.5) < 1e-6, f"{grade_id}: {n} pairs fail a correct solution with p = {1 - passes(0.5):.1e}"
     assert passes(0.3) < 1e-6, f"{grade_id}: a sampler at rate 0.3 would pass"
+
+
+def run_as_a_student(nb: nbformat.NotebookNode, folder: Path) -> list[tuple[int, str]]:
+    """Execute `nb` top to bottom in a plain Jupyter kernel, as a student does (the test cells run in that kernel,
+    not in the grader's judge); the (cell index, error name) of every cell that raised."""
+    from nbclient import NotebookClient
+
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return [(i, o.get("ename")) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_a_solved_notebook_runs_in_the_students_own_kernel(name):
+    """A test cell that rebinds a name (say `config`) breaks the demonstration cells after it, in the student's
+    kernel only: under the grader the test cells run in the judge. So run the student's copy, solved, as they do."""
+    from coursegrader.samples import solved
+
+    nb = solved(ROOT / "exercises" / name / f"{name}.ipynb", ROOT / "solutions" / name / f"{name}.ipynb")
+    failed = run_as_a_student(nb, ROOT / "exercises" / name)
+    assert not failed, f"{name}: cells that raised in the student's kernel: {failed}"
+    tests = [c for c in nb.cells if nbgrader_meta(c).get("grade") and c.cell_type == "code"]
+    said = ["".join(o.get("text", "") for o in c.outputs) for c in tests]
+    assert all(": the tests shown in this cell passed" in s or ": nothing checked yet" in s for s in said), said
+
+
+def test_running_as_a_student_catches_a_test_cell_that_rebinds_a_name():
+    """The check above can fail: a visible test cell that rebinds the name of the solution's function breaks the
+    next cell that uses it."""
+    from coursegrader.samples import solved
+
+    name = "glue_score"
+    nb = solved(ROOT / "exercises" / name / f"{name}.ipynb", ROOT / "solutions" / name / f"{name}.ipynb")
+    first_test = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade") and c.cell_type == "code")
+    function = next(c for c in nb.cells[:first_test] if nbgrader_meta(c).get("solution") and c.cell_type == "code")
+    defined = re.search(r"^def (\w+)", function.source, re.M)[1]
+    nb.cells[first_test].source += f"\n{defined} = None  # a test that leaves its own binding behind\n"
+    nb.cells.insert(first_test + 1, nbformat.v4.new_code_cell(f"{defined}([1], [1])"))
+    assert (first_test + 1, "TypeError") in run_as_a_student(nb, ROOT / "exercises" / name)

@@ -346,6 +346,9 @@ def graded(tmp_path_factory):
     hostile = _hostile(course)
     for student, (nb, _) in hostile.items():
         samples.write_submission(course, student, "nsp_sop", {"nsp_sop": nb})
+    release, solution = ROOT / "exercises/nsp_sop/nsp_sop.ipynb", ROOT / "solutions/nsp_sop/nsp_sop.ipynb"
+    # handed in under another name, as nbgrader's exchange keeps it (collect would have renamed it)
+    samples.write_submission(course, "misnamed", "nsp_sop", {"NSP_SOP (1)": samples.solved(release, solution)})
     results = autograding.autograde(course, jobs=2, timeout=300, cell_timeout=CELL_TIMEOUT, log=print, sandbox=SANDBOX)
     return course, {(r.student, r.assignment): r for r in results}
 
@@ -476,6 +479,12 @@ def test_unreadable_notebooks_score_zero_with_a_reason(graded, student):
     assert all(v == 0 for v in scores.values())
     text = " ".join(result.reasons) + outputs_text(course, student, "nsp_sop")
     assert "not a readable notebook" in text if student == "not_json" else "lacks the graded cells" in text
+
+
+def test_a_misnamed_notebook_is_graded_as_the_release_notebook(graded):
+    course, results = graded
+    assert cell_scores(course, "misnamed", "nsp_sop") == max_points("nsp_sop")
+    assert "NSP_SOP (1).ipynb was graded as nsp_sop.ipynb" in " ".join(results[("misnamed", "nsp_sop")].reasons)
 
 
 @pytest.mark.parametrize("student", ["fake_checks", "rebinds"])

@@ -160,6 +160,20 @@ def _grade_one(workers: queue.Queue, template: dict[str, bytes], course: Path, s
                                       f"{str(e)[:300]})."], time.perf_counter() - start)
 
 
+def _rename_misnamed(submitted: Path, release_names: set[str]) -> list[str]:
+    """Notebooks handed in under another name (``Masking.ipynb``, ``masking (1).ipynb``: nbgrader's exchange
+    keeps what the student uploaded) are graded as the release notebook they stand for, with a note; one per
+    release notebook, and never over a notebook with the exact name."""
+    notes = []
+    for nb in sorted(submitted.glob("*.ipynb")):
+        target = integrity.notebook_for(nb.name, release_names)
+        if nb.name in release_names or target is None or (submitted / target).exists():
+            continue
+        nb.rename(submitted / target)
+        notes.append(f"{nb.name} was graded as {target} (the release's name).")
+    return notes
+
+
 def _grade_one_unsafe(workers, template, course, student, name, work, timeout, cell_timeout, sandbox, start):
     folder = work / f"{secrets.token_hex(6)}-{student}__{name}"  # a new name: nothing can be there already
     _materialize(template, folder)
@@ -168,7 +182,8 @@ def _grade_one_unsafe(workers, template, course, student, name, work, timeout, c
     shutil.copytree(course / "submitted" / student / name, submitted, dirs_exist_ok=True,
                     ignore=lambda d, names: [n for n in names if (Path(d) / n).is_symlink()
                                              or not ((Path(d) / n).is_file() or (Path(d) / n).is_dir())])
-    problems = []
+    problems = _rename_misnamed(submitted, {Path(k).name for k in template
+                                            if k.startswith(f"exercises/{name}/") and k.endswith(".ipynb")})
     for nb in sorted(submitted.glob("*.ipynb")):
         try:
             node = nbformat.read(nb, as_version=4)
