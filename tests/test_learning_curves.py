@@ -12,7 +12,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_the_budget_grows_with_the_labels_within_its_limits():
     plan = Plan()
     assert plan.budget(100) == (plan.min_steps, plan.min_steps // plan.evaluations)
-    assert plan.budget(500) == (157, 19)  # ten passes over 500 examples in batches of 32, eight evaluations
+    assert plan.budget(900) == (282, 35)  # ten passes over 900 examples in batches of 32, eight evaluations
     assert plan.budget(10**6)[0] == plan.max_steps
 
 
