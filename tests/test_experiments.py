@@ -74,23 +74,36 @@ def test_bag_of_characters_baseline_finds_the_telling_character():
 
 
 # ---- the shipped models ---------------------------------------------------------------------------------------
-def test_every_shipped_model_loads_and_says_how_it_was_trained():
+@pytest.mark.parametrize("longer", [False, True])
+def test_every_shipped_model_loads_and_says_how_it_was_trained(longer):
     for task in PAIR_TASKS:
-        directory = pair_model_dir(task)
+        directory = pair_model_dir(task, longer=longer)
         model = BertForPreTraining.from_pretrained(directory, strict=True)
         training = load_training(directory)
         assert training["args"]["task"] == task
         assert model.config.vocab_size == 3908
         assert training["history"][-1]["step"] == training["args"]["max_steps"]
+        # the longer ones went on from the short ones' weights, with the same settings otherwise
+        init_from = training["args"].get("init_from") or ""
+        assert init_from.endswith(f"{pair_model_dir(task).parent.name}/{task}") == longer
+
+
+def test_each_longer_model_had_the_same_budget():
+    args = [load_training(pair_model_dir(task, longer=True))["args"] for task in PAIR_TASKS]
+    budget = {(a["max_steps"], a["batch_size"], a["max_length"], a["learning_rate"], a["seed"]) for a in args}
+    assert len(budget) == 1
 
 
 def test_the_shipped_cross_evaluation_is_what_the_shipped_models_give():
     """results/pair_tasks.json is reproducible from the models next to it (same data, same masks)."""
-    stored = load_results("pair_tasks")["models"]
-    again = cross_evaluate({task: pair_model_dir(task) for task in PAIR_TASKS}, device=torch.device("cpu"))
-    for task in PAIR_TASKS:
-        for metric, value in stored[task].items():
-            assert again[task][metric] == pytest.approx(value, abs=1e-6), (task, metric)
+    results = load_results("pair_tasks")
+    for key, longer in (("models", False), ("longer", True)):
+        again = cross_evaluate({task: pair_model_dir(task, longer=longer) for task in PAIR_TASKS},
+                               device=torch.device("cpu"))
+        for task in PAIR_TASKS:
+            for metric, value in results[key][task].items():
+                assert again[task][metric] == pytest.approx(value, abs=1e-6), (key, task, metric)
+    stored = results["models"]
     # what the book reports: each model has learned its own pair task, and only it
     assert stored["nsp"]["nsp_accuracy"] > 0.6 and stored["sop"]["sop_accuracy"] > 0.7
     assert stored["none"]["nsp_accuracy"] < 0.6 and stored["none"]["sop_accuracy"] < 0.6
@@ -118,8 +131,9 @@ def test_finetune_results_cover_every_start_and_beat_chance_on_sentiment():
     assert json.loads(json.dumps(results)) == results  # plain JSON
     runs = results["runs"]
     assert set(runs) == {"sentiment", "pair", "pos"}
-    assert set(runs["sentiment"]) == {*PAIR_TASKS, "random"}
-    assert set(runs["pair"]) == {*PAIR_TASKS, "random"}
+    longer = {f"{task}-longer" for task in PAIR_TASKS}
+    assert set(runs["sentiment"]) == {*PAIR_TASKS, *longer, "random"}
+    assert set(runs["pair"]) == {*PAIR_TASKS, *longer, "random"}
     assert set(runs["pos"]) == {"sop", "random"}
     for task in runs.values():
         for run in task.values():

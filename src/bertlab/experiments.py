@@ -1,6 +1,7 @@
 """The course's experiments, whose models and results ship in ``bertlab/assets`` for the book to load.
 
     python -m bertlab.experiments pretrain   # MLM only, MLM + NSP, MLM + SOP: same data, budget and seed
+    python -m bertlab.experiments longer     # each of the three trained on to three times the budget
     python -m bertlab.experiments stage1     # the MLM + SOP run trained on to 6,000 steps: the course model's stage 1
     python -m bertlab.experiments course     # stage 2: stage 1 stacked to 4 layers, trained on more text
     python -m bertlab.experiments stage3     # stage 2 trained on, same data: the course model
@@ -59,6 +60,9 @@ RUN_NAME = "run.json"
 # One budget for the three pretraining runs (about 20 minutes each on one CPU core, the three side by side).
 PRETRAIN = dict(preset="tiny", max_steps=1500, batch_size=64, max_length=64, learning_rate=1e-3,
                 eval_every=250, eval_batches=16, log_every=10, seed=0)
+# The three models trained on past the plateau of character frequencies (stage 1 below left it after about 3,000
+# steps): each from its 1,500-step weights, 3,000 more steps with a fresh schedule, the same data and settings.
+LONGER = dict(PRETRAIN, max_steps=3000, eval_every=500, save_every=500)
 # One budget for every fine-tuning run, pretrained or random.
 FINETUNE = dict(max_steps=400, batch_size=32, max_length=64, learning_rate=3e-4, eval_every=50, log_every=10,
                 seed=0)
@@ -98,6 +102,12 @@ def pretrain_pair_models(runs_dir: Path, command: str, tasks: Sequence[str] = PA
         seconds[task] = pretrain(config).seconds
         record_run(runs_dir / task, command, seconds[task])
     return seconds
+
+
+def train_longer(runs_dir: Path, command: str, task: str, **overrides: Any) -> float:
+    """The pair model of ``task`` trained on (LONGER), in runs_dir/longer/<task>."""
+    return train_in_pieces(runs_dir / "longer" / task, command,
+                           {**LONGER, "task": task, "init_from": str(pair_model_dir(task))}, **overrides)
 
 
 def record_run(run_dir: Path, command: str, seconds: float) -> None:
@@ -181,6 +191,7 @@ def export_model(run_dir: Path, destination: Path) -> Path:
 def export_all(runs_dir: Path) -> None:
     """Every run that exists in runs_dir -> bertlab/assets: the pair models, stages 1 and 2, and the course model."""
     runs = {runs_dir / "pretrain" / task: PAIR_MODELS / task for task in PAIR_TASKS}
+    runs |= {runs_dir / "longer" / task: pair_model_dir(task, longer=True) for task in PAIR_TASKS}
     runs |= {runs_dir / "stage1": STAGE1, runs_dir / "course": STAGE2, runs_dir / "stage3": COURSE_MODEL}
     for run, destination in runs.items():
         if list_checkpoints(run):
@@ -257,12 +268,15 @@ def snownlp_bayes_baseline(train: Any, test: Any) -> float:
 
 def downstream_plan() -> list[tuple[str, str, str, Path]]:
     """(task, start, init, checkpoint) of every fine-tuning run: each task from the three pair models and from
-    random weights of their architecture (the course model's own curves: `bertlab.learning_curves`)."""
+    random weights of their architecture, and sentiment and pair from the three trained on (start
+    "<task>-longer"). The course model's own curves: `bertlab.learning_curves`."""
     plan = []
     for task in DOWNSTREAM:
         starts = {"sentiment": PAIR_TASKS, "pair": PAIR_TASKS, "pos": ("sop",)}[task]
         for start in starts:
             plan.append((task, start, "pretrained", pair_model_dir(start)))
+            if task != "pos":
+                plan.append((task, f"{start}-longer", "pretrained", pair_model_dir(start, longer=True)))
         plan.append((task, "random", "random", pair_model_dir("none")))
     return plan
 
@@ -293,14 +307,15 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bertlab.experiments", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("pretrain", "stage1", "course", "stage3", "minilm", "export", "evaluate",
-                                         "finetune", "finetuned", "all"))
+    parser.add_argument("step", choices=("pretrain", "longer", "stage1", "course", "stage3", "minilm", "export",
+                                         "evaluate", "finetune", "finetuned", "all"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"), help="where the runs are written")
     parser.add_argument("--pretrain-steps", type=int, default=PRETRAIN["max_steps"])
     parser.add_argument("--skip-done", action="store_true",
                         help="finetune: keep the runs already in results/finetune.json, run only the others")
     parser.add_argument("--jobs", type=int, default=1, help="fine-tuning runs side by side (one CPU thread each)")
-    parser.add_argument("--only", choices=PAIR_TASKS, help="pretrain one of the three models (run them side by side)")
+    parser.add_argument("--only", choices=PAIR_TASKS,
+                        help="pretrain, longer: one of the three models (run them side by side)")
     parser.add_argument("--tasks", nargs="+", choices=FINETUNED_TASKS, default=list(FINETUNED_TASKS),
                         help="finetuned: the shipped fine-tuned models to make (default: all four)")
     parser.add_argument("--course-steps", type=int, default=COURSE["max_steps"])
@@ -309,8 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--finetune-steps", type=int, default=FINETUNE["max_steps"])
     args = parser.parse_args(argv)
     command = "python -m bertlab.experiments " + shlex.join(sys.argv[1:] if argv is None else argv)
-    steps = (("pretrain", "stage1", "export", "course", "export", "stage3", "export", "evaluate", "finetune",
-              "finetuned")
+    steps = (("pretrain", "export", "longer", "stage1", "export", "course", "export", "stage3", "export", "evaluate",
+              "finetune", "finetuned")
              if args.step == "all" else (args.step,))
     start = time.perf_counter()
     if "pretrain" in steps:
@@ -324,14 +339,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      stop_at_step=args.stop_at))
         elif step == "stage3":
             print(train_stage3(args.runs_dir, command, stop_at_step=args.stop_at))
+        elif step == "longer":
+            for task in (args.only,) if args.only else PAIR_TASKS:
+                print(train_longer(args.runs_dir, command, task, stop_at_step=args.stop_at))
         elif step == "minilm":
             print(train_minilm_transfer(args.runs_dir, command, stop_at_step=args.stop_at))
         elif step == "export":
             export_all(args.runs_dir)
     if "evaluate" in steps:
         table = cross_evaluate({task: pair_model_dir(task) for task in PAIR_TASKS})
-        print(json.dumps(table, indent=1))
-        write_results("pair_tasks", {"command": command, "models": table})
+        longer = cross_evaluate({task: pair_model_dir(task, longer=True) for task in PAIR_TASKS})
+        print(json.dumps({"models": table, "longer": longer}, indent=1))
+        write_results("pair_tasks", {"command": command, "models": table, "longer": longer})
         course = {length: cross_evaluate(COURSE_STAGES, max_length=length, max_examples=None) for length in (64, 128)}
         print(json.dumps(course, indent=1))
         write_results("course_model", {"command": command, "held_out": "every test article of People's Daily",

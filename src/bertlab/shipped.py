@@ -21,6 +21,7 @@ COURSE_MODEL = ASSETS / "course_model"
 STAGE1 = ASSETS / "course_model_stage1"  # the course model's first two stages (see bertlab.experiments)
 STAGE2 = ASSETS / "course_model_stage2"
 PAIR_MODELS = ASSETS / "pair_models"
+PAIR_MODELS_LONGER = ASSETS / "pair_models_longer"  # the same three trained on to three times the budget
 FINETUNED = ASSETS / "finetuned"
 FINETUNED_TASKS = ("sentiment", "pos", "pair", "qa")  # one shipped fine-tuned model per lecture case
 RESULTS = ASSETS / "results"
@@ -41,13 +42,14 @@ def course_model_dir() -> Path:
     return COURSE_MODEL
 
 
-def pair_model_dir(task: str) -> Path:
-    """The shipped model pretrained with masked LM plus ``task``: "none", "nsp" or "sop" (same budget for all)."""
+def pair_model_dir(task: str, longer: bool = False) -> Path:
+    """The shipped model pretrained with masked LM plus ``task``: "none", "nsp" or "sop" (same budget for all);
+    with ``longer``, the same model trained on to three times that budget."""
     from .pretraining_data import PAIR_TASKS
 
     if task not in PAIR_TASKS:
         raise ValueError(f"task must be one of {PAIR_TASKS}, got {task!r}.")
-    return PAIR_MODELS / task
+    return (PAIR_MODELS_LONGER if longer else PAIR_MODELS) / task
 
 
 def finetuned_model_dir(task: str) -> Path:
