@@ -1,17 +1,9 @@
-# Shortcuts for maintainers and instructors; each target goes through tasks.py, which sets up .venv first.
+# The instructor's grading workflow; the other jobs (book, test, lint, bench) are `python3 tasks.py <job>`.
 PY ?= python3
 
-.PHONY: setup book test lint bench clean release collect autograde feedback grades bench-autograde
+.PHONY: setup clean release collect autograde feedback grades bench-autograde
 setup:
 	$(PY) tasks.py setup
-book:
-	$(PY) tasks.py book
-test:
-	$(PY) tasks.py test
-lint:
-	$(PY) tasks.py lint
-bench:
-	$(PY) tasks.py bench
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
 
