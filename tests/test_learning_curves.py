@@ -59,6 +59,7 @@ def test_the_shipped_curves_are_what_the_shipped_model_gives():
 
     results = load_results("learning_curves")
     plan = Plan(**{k: tuple(v) if isinstance(v, list) else v for k, v in results["plan"].items() if k != "sizes"})
+    assert plan.pooling == Plan().pooling, "the stored curves were made with another pooling than the plan's"
     smallest = min(results["points"], key=lambda r: (r["n"], r["task"] != "sentiment", r["start"], r["seed"]))
     again = finetune_point(plan, smallest["task"], smallest["start"], smallest["n"], smallest["seed"],
                            smallest["learning_rate"])

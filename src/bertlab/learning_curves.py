@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from .finetuned_models import RECIPES
 from .shipped import course_model_dir
 
 RESULTS_NAME = "learning_curves"
@@ -76,6 +77,9 @@ class Plan:
     evaluations: int = 8  # validation scores per run, for early stopping
     validation_examples: int = VALIDATION_EXAMPLES
     test_examples: int = TEST_EXAMPLES
+    # sentence pairs are classified from the mean of the tokens, as in the shipped pair model's recipe: the [CLS]
+    # vector of a model pretrained with SOP carries sentence order, not "next sentence?"
+    pooling: dict[str, str] = field(default_factory=lambda: {"pair": RECIPES["pair"]["pooling"]})
     checkpoints: dict[str, str] = field(default_factory=lambda: {"course": str(course_model_dir())})
     fixed_rates: dict[str, float] = field(default_factory=dict)  # "task/start": a rate chosen elsewhere, no grid
 
@@ -127,7 +131,8 @@ def finetune_point(plan: Plan, task: str, start: str, n: int, seed: int, learnin
         config = FinetuneConfig(
             task=task, init=init, checkpoint=checkpoint, output_dir=tmp,
             max_train_examples=n, seed=seed, learning_rate=learning_rate, max_steps=steps, eval_every=eval_every,
-            keep_best=True, batch_size=BATCH_SIZE, max_length=MAX_LENGTH[task], save_total_limit=1, progress=False,
+            keep_best=True, batch_size=BATCH_SIZE, max_length=MAX_LENGTH[task], pooling=plan.pooling.get(task),
+            save_total_limit=1, progress=False,
             eval_batches=max(1, plan.validation_examples // BATCH_SIZE),
             test_batches=max(1, plan.test_examples // BATCH_SIZE))
         result = finetune(config)
