@@ -4,6 +4,7 @@ installed."""
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -17,16 +18,35 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bertlab", "coursegrader")  # what src/ holds: the course library and the instructor's autograder
 
 
+CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(.*?)```", re.S)
+COLAB_ONLY = {"google"}  # google.colab: the chapters' install cell imports it only on Colab
+
+
+def top_level_imports(source: str, filename: str) -> set[str]:
+    """Top-level names of the absolute imports in one piece of Python source."""
+    names = set()
+    for node in ast.walk(ast.parse(source, filename=filename)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
 def imported_modules(package: Path) -> set[str]:
     """Top-level names of the absolute imports in every module of `package`."""
+    return set().union(*(top_level_imports(p.read_text(), str(p)) for p in package.rglob("*.py")))
+
+
+def chapter_imports(book: Path) -> set[str]:
+    """Top-level names imported by the code cells of the chapters (MyST ``{code-cell}`` blocks; their option
+    lines and IPython magics skipped)."""
     names = set()
-    for path in package.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.Import):
-                names |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
-    return names
+    for chapter in book.glob("*.md"):
+        for cell in CODE_CELL.findall(chapter.read_text()):
+            lines = [ln for ln in cell.splitlines() if not ln.lstrip().startswith((":", "%", "!"))]
+            names |= top_level_imports("\n".join(lines), str(chapter))
+    return names - COLAB_ONLY
 
 
 def declared_requirements() -> list[Requirement]:
@@ -85,6 +105,22 @@ def test_every_import_of_a_package_is_declared_in_pyproject(package):
     assert not missing, f"imported by src/{package} but declared nowhere in pyproject.toml: {missing}"
 
 
+def test_every_import_of_the_chapters_is_declared_in_pyproject():
+    """The chapters run on a student's machine or Colab with ``pip install bertlab[course]``."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    course = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]
+              + project["optional-dependencies"]["course"]}
+    missing = undeclared(chapter_imports(ROOT / "book"), course)
+    assert not missing, f"imported by a chapter but not in bertlab[course]: {missing}"
+
+
+def test_an_undeclared_import_of_a_chapter_is_caught(tmp_path):
+    chapter = "# A chapter\n\n```{code-cell} ipython3\n:tags: [hide-input]\n%matplotlib inline\nimport yaml\n```\n"
+    (tmp_path / "chapter.md").write_text(chapter)
+    assert chapter_imports(tmp_path) == {"yaml"}
+    assert undeclared(chapter_imports(tmp_path), {"numpy"}) == ["yaml (from pyyaml)"]
+
+
 def test_the_course_library_does_not_import_the_grader():
     """Students install and import bertlab; the grader is the instructor's (bertlab.checks only looks it up)."""
     assert "coursegrader" not in imported_modules(ROOT / "src" / "bertlab")
@@ -113,3 +149,11 @@ def test_an_unpinned_or_contradicted_requirement_is_caught():
     pins = pinned_versions(["# a comment", "", "numpy==2.4.6", "torch==2.13.0  # the CPU build"])
     requirements = [Requirement("numpy>=3"), Requirement("torch>=2.4"), Requirement("pyyaml>=6")]
     assert unpinned(requirements, pins) == ["numpy: pinned to 2.4.6, outside >=3", "pyyaml: no pin"]
+
+
+@pytest.mark.parametrize("folder", ["tests", "bench", "book/_ext"])
+def test_every_import_of_the_tests_benches_and_site_is_declared_in_pyproject(folder):
+    """A maintainer's ``pip install bertlab[dev]`` runs them (the site's extensions: ``bertlab[docs]``)."""
+    local = {p.stem for p in (ROOT / folder).glob("*.py")}  # their own helper modules (conftest, ...)
+    missing = undeclared(imported_modules(ROOT / folder) - local, declared_distributions())
+    assert not missing, f"imported by {folder}/ but declared nowhere in pyproject.toml: {missing}"
