@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 import bertlab
 from bertlab import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
-from bertlab.checkpoint import bundled_minilm_dir
+from bertlab.checkpoint import bundled_minilm_dir, resolve_checkpoint_dir
 
 
 @pytest.fixture
@@ -142,3 +143,12 @@ def test_unknown_name_offline_says_what_to_do_instead(monkeypatch):
 def test_unknown_config_override_is_refused(pretraining_dir):
     with pytest.raises(ValueError, match="not a BertConfig field"):
         bertlab.BertForSequenceClassification.from_pretrained(pretraining_dir, num_classes=3)
+
+
+@pytest.mark.parametrize("name", ["./no-such-model", "runs/does/not/exist", Path("no-such-model")])
+def test_a_mistyped_checkpoint_path_does_not_exist_rather_than_a_hub_download(name):
+    """from_pretrained, finetune and fill_mask share resolve_checkpoint_dir: each says so, offline or online."""
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_checkpoint_dir(name)
+    with pytest.raises(ValueError, match="does not exist"):
+        BertModel.from_pretrained(name)

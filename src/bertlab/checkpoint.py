@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .config import BertConfig
+from .hub import looks_like_path
 
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
@@ -47,12 +48,15 @@ def bundled_minilm_dir() -> Path:
 
 
 def resolve_checkpoint_dir(name_or_path: str | os.PathLike) -> Path:
-    """A local directory as is; otherwise a Hugging Face Hub model id, downloaded once (online users only)."""
+    """A local directory as is; otherwise a Hugging Face Hub model id, downloaded once (online users only).
+    A name that can only be a path (`bertlab.hub.looks_like_path`) and is not there gets "does not exist"."""
     path = Path(name_or_path)
     if path.is_dir():
         return path
     if path.exists():
         raise ValueError(f"{path} is a file; from_pretrained takes the directory that holds {CONFIG_NAME}.")
+    if looks_like_path(name_or_path):
+        raise ValueError(f"checkpoint directory {path} does not exist.")
     try:
         from huggingface_hub import snapshot_download
 

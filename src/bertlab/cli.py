@@ -19,10 +19,7 @@ import sys
 import types
 import typing
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
-
-from .hub import looks_like_path
 
 EXIT_USAGE = 2
 
@@ -97,8 +94,6 @@ def run_pretrain(args: argparse.Namespace) -> None:
 def run_finetune(args: argparse.Namespace) -> None:
     from .finetune import FinetuneConfig, finetune
 
-    if args.checkpoint and not Path(args.checkpoint).is_dir() and looks_like_path(args.checkpoint):
-        raise ValueError(f"checkpoint directory {args.checkpoint} does not exist.")
     _report(finetune(_config(FinetuneConfig, args)))
 
 
@@ -106,8 +101,6 @@ def run_fill_mask(args: argparse.Namespace) -> None:
     from .device import best_device
     from .fill_mask import fill_mask, format_candidates, load_fill_mask_model
 
-    if not Path(args.model).is_dir() and looks_like_path(args.model):
-        raise ValueError(f"model directory {args.model} does not exist.")
     model, tokenizer = load_fill_mask_model(args.model)
     model.to(args.device or best_device())
     for text in args.text:

@@ -1,4 +1,4 @@
-"""A local path or a Hugging Face Hub name? The one rule that the corpora and the command line use to tell them
+"""A local path or a Hugging Face Hub name? The one rule that the corpora and checkpoint loading use to tell them
 apart, so that a mistyped path gets "does not exist" instead of a failed download; and the environment that
 switches the Hub off. Standard library only: tasks.py reads OFFLINE_ENV before any package is installed.
 """
