@@ -15,6 +15,11 @@ def test_an_unknown_task_is_refused_with_the_known_ones():
         finetuned_model_dir("nli")
 
 
+def test_a_model_is_shipped_for_every_fine_tuning_task():
+    """shipped.py names the tasks without importing the task definitions (and the corpora behind them)."""
+    assert FINETUNED_TASKS == tuple(TASKS)
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("task", FINETUNED_TASKS)

@@ -60,8 +60,10 @@ def resolve_checkpoint_dir(name_or_path: str | os.PathLike) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
+        from .tokenizer import VOCAB_NAME
+
         return Path(snapshot_download(
-            str(name_or_path), allow_patterns=[CONFIG_NAME, "*.safetensors", SAFETENSORS_INDEX, TORCH_NAME, "vocab.txt"]
+            str(name_or_path), allow_patterns=[CONFIG_NAME, "*.safetensors", SAFETENSORS_INDEX, TORCH_NAME, VOCAB_NAME]
         ))
     except Exception as e:  # offline, unknown id, no access: say what to do instead
         raise ValueError(

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from .labels import IGNORE_INDEX
+
 
 @contextlib.contextmanager
 def own_work(piece: str, *parts: str) -> Iterator[None]:
@@ -152,7 +154,7 @@ def _train_here(head_class, loss_fn, mask_fn, config, encoder_state, input_ids, 
 def masked_token_loss(encoder: torch.nn.Module, head: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       labels: torch.Tensor) -> float:
     """The mean cross-entropy of `head`'s scores at the labelled positions (computed here, whatever `head` is)."""
-    picked = labels != -100
+    picked = labels != IGNORE_INDEX
     with torch.no_grad():
         hidden = encoder(input_ids, attention_mask).last_hidden_state[picked][None]  # (1, N, H)
         scores = head(hidden, encoder.embeddings.word_embeddings.weight)

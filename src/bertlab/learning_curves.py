@@ -255,18 +255,18 @@ def stacked_stage1(directory: Path) -> Path:
     before any stage-2 step (config and tokenizer from the course model)."""
     import shutil
 
-    from .checkpoint import read_config, read_state_dict, write_weights
+    from .checkpoint import SAFETENSORS_NAME, read_config, read_state_dict, write_weights
     from .pretrain import stacked_state
-    from .shipped import STAGE1
+    from .shipped import STAGE1, TRAINING_NAME
 
     course = course_model_dir()
     directory.mkdir(parents=True, exist_ok=True)
     for path in course.iterdir():
-        if path.is_file() and path.suffix in (".json", ".txt") and path.name != "training.json":
+        if path.is_file() and path.suffix in (".json", ".txt") and path.name != TRAINING_NAME:
             shutil.copy2(path, directory / path.name)
     layers = read_config(course).num_hidden_layers
     state = {k: v.clone() for k, v in stacked_state(read_state_dict(STAGE1), layers).items()}  # no shared tensors
-    write_weights(state, directory / "model.safetensors", torch.float32)
+    write_weights(state, directory / SAFETENSORS_NAME, torch.float32)
     return directory
 
 

@@ -27,7 +27,7 @@ from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
 from .masking import check_mlm_probability
 from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset
-from .tokenizer import load_tokenizer, save_tokenizer
+from .tokenizer import load_tokenizer, read_vocab, save_tokenizer
 from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, option, set_seed
 
 CORPORA = ("peoples_daily", "peoples_daily+reviews")
@@ -113,7 +113,7 @@ def transplant_body(model: BertForPreTraining, source: Path, tokenizer: Any) -> 
                 and state[k].shape[0] == old_embeddings.shape[0]]:
         del state[key]  # the output layer over the old vocabulary (its hidden-size transform carries over)
     model.load_hf_state_dict(state, source=str(source))
-    old_vocab = {line.rstrip("\n"): i for i, line in enumerate((source / "vocab.txt").read_text().splitlines(True))}
+    old_vocab = read_vocab(source)
     with torch.no_grad():
         embeddings = model.bert.embeddings.word_embeddings.weight
         embeddings.normal_(0.0, float(old_embeddings.std()))  # the scale the frozen layers were trained on

@@ -35,7 +35,8 @@ PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
 CONTINUATION = "##"
 DEFAULT_MIN_FREQUENCY = 5
 MODEL_MAX_LENGTH = 512
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")  # either one makes a directory a tokenizer
+VOCAB_NAME = "vocab.txt"  # one token per line, line number = id: what Google's BERT checkpoints ship
+TOKENIZER_FILES = ("tokenizer.json", VOCAB_NAME)  # either one makes a directory a tokenizer
 
 
 def bert_pipeline(vocab: dict[str, int] | None = None) -> Tokenizer:
@@ -99,7 +100,13 @@ def save_tokenizer(tokenizer: BertTokenizerFast, directory: str | os.PathLike) -
     number = id), which transformers 5 no longer writes but older tools and the slow BertTokenizer read."""
     tokenizer.save_pretrained(str(directory))
     tokens = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
-    Path(directory, "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    Path(directory, VOCAB_NAME).write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+
+
+def read_vocab(directory: str | os.PathLike) -> dict[str, int]:
+    """token -> id of a checkpoint's vocab.txt (any BERT checkpoint's, not only the course's)."""
+    lines = Path(directory, VOCAB_NAME).read_text(encoding="utf-8").splitlines(True)
+    return {line.rstrip("\n"): i for i, line in enumerate(lines)}
 
 
 def load_checkpoint_tokenizer(directory: str | os.PathLike) -> BertTokenizerFast:
@@ -113,8 +120,8 @@ def load_checkpoint_tokenizer(directory: str | os.PathLike) -> BertTokenizerFast
 def load_tokenizer(path: str | os.PathLike | None = None) -> BertTokenizerFast:
     """A saved tokenizer directory (default: the committed course tokenizer) as a BertTokenizerFast."""
     directory = Path(path) if path is not None else COURSE_TOKENIZER_DIR
-    if not (directory / "vocab.txt").is_file() and not (directory / "tokenizer.json").is_file():
-        raise ValueError(f"{directory} holds no tokenizer (vocab.txt or tokenizer.json). Use load_tokenizer() for "
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise ValueError(f"{directory} holds no tokenizer ({' or '.join(TOKENIZER_FILES)}). Use load_tokenizer() for "
                          "the course tokenizer, or make one with train_tokenizer(texts, out_dir).")
     tokenizer = BertTokenizerFast.from_pretrained(str(directory))
     if tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS) != list(range(len(SPECIAL_TOKENS))):
