@@ -1,10 +1,13 @@
 """Library code links back to the chapter that teaches it, as d2l's library does: each function or class that a
 chapter shows (``literalinclude`` with ``:pyobject:``, or the ``interface`` directive) names that chapter's file in
-its docstring, and every chapter a docstring names exists."""
+its docstring; each one that a chapter imports names one of the chapters that use it; and every chapter a
+docstring names exists."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -56,6 +59,56 @@ def test_shown_code_names_its_chapter(chapter, path, name):
     link = f"book/{chapter.name}"
     assert link in LINK.findall(docstring(path, name)), \
         f"{path.relative_to(ROOT)}:{name} is shown in {link}; add the line 'Chapter: {link}' to its docstring"
+
+
+CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(.*?)```", re.S)
+# The book's plumbing, not what it teaches: where the assets, corpora, stored results and figures come from.
+PLUMBING = ("bertlab.shipped", "bertlab.checkpoint", "bertlab.corpora", "bertlab.experiments",
+            "bertlab.finetuned_models", "bertlab.learning_curves", "bertlab.plotting", "bertlab.diagrams")
+
+
+def code_cells(chapter_text: str) -> list[str]:
+    """The Python of a MyST chapter's ``{code-cell}`` blocks, less their option lines and IPython magics."""
+    return ["\n".join(ln for ln in cell.splitlines() if not ln.lstrip().startswith((":", "%", "!")))
+            for cell in CODE_CELL.findall(chapter_text)]
+
+
+def imported_pieces(chapter_text: str) -> list[tuple[str, str]]:
+    """(module, name) of every ``from bertlab... import name`` in a chapter's code cells."""
+    return [(node.module, alias.name) for cell in code_cells(chapter_text) for node in ast.walk(ast.parse(cell))
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "bertlab"
+            for alias in node.names]
+
+
+def taught_imports() -> dict[object, set[str]]:
+    """Each function or class of the library that a chapter imports (outside PLUMBING) -> those chapters."""
+    users: dict[object, set[str]] = {}
+    for chapter in CHAPTERS:
+        for module, name in imported_pieces(chapter.read_text()):
+            obj = getattr(importlib.import_module(module), name, None)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and not obj.__module__.startswith(PLUMBING):
+                users.setdefault(obj, set()).add(f"book/{chapter.name}")
+    return users
+
+
+TAUGHT = taught_imports()
+
+
+def test_the_chapters_import_library_code():
+    assert len(TAUGHT) >= 15  # as above: the scan must find what the chapters use
+
+
+@pytest.mark.parametrize("obj", TAUGHT, ids=[f"{o.__module__}.{o.__qualname__}" for o in TAUGHT])
+def test_imported_code_names_a_chapter_that_uses_it(obj):
+    links = set(LINK.findall(inspect.getdoc(obj) or ""))
+    assert links & TAUGHT[obj], (f"{obj.__module__}.{obj.__qualname__} is used in {sorted(TAUGHT[obj])}; add the "
+                                 f"line 'Chapter: <one of them>' to its docstring")
+
+
+def test_a_chapter_import_is_found_in_its_code_cells():
+    text = ("```{code-cell} ipython3\n:tags: [hide-input]\nfrom bertlab.glue import f1, accuracy\n```\n"
+            "```python\nfrom bertlab.model import BertModel\n```\n")  # a plain code block is not run
+    assert imported_pieces(text) == [("bertlab.glue", "f1"), ("bertlab.glue", "accuracy")]
 
 
 def test_every_chapter_link_in_the_library_exists():

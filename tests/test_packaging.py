@@ -4,7 +4,6 @@ installed."""
 from __future__ import annotations
 
 import ast
-import re
 import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -13,12 +12,12 @@ import pytest
 import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from test_chapter_links import code_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bertlab", "coursegrader")  # what src/ holds: the course library and the instructor's autograder
 
 
-CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(.*?)```", re.S)
 COLAB_ONLY = {"google"}  # google.colab: the chapters' install cell imports it only on Colab
 
 
@@ -43,9 +42,8 @@ def chapter_imports(book: Path) -> set[str]:
     lines and IPython magics skipped)."""
     names = set()
     for chapter in book.glob("*.md"):
-        for cell in CODE_CELL.findall(chapter.read_text()):
-            lines = [ln for ln in cell.splitlines() if not ln.lstrip().startswith((":", "%", "!"))]
-            names |= top_level_imports("\n".join(lines), str(chapter))
+        for cell in code_cells(chapter.read_text()):
+            names |= top_level_imports(cell, str(chapter))
     return names - COLAB_ONLY
 
 

@@ -18,6 +18,11 @@ POOLINGS = ("cls", "mean")
 
 @dataclass
 class BertConfig:
+    """The sizes of one BERT (defaults: BERT-base, Devlin et al. 2019), field for field as in `config.json`.
+
+    Chapter: book/bert_encoder.md
+    """
+
     vocab_size: int = 30522
     hidden_size: int = 768
     num_hidden_layers: int = 12

@@ -60,7 +60,10 @@ def best_span(
     start_logits: torch.Tensor, end_logits: torch.Tensor, allowed: torch.Tensor, max_answer_length: int = 30
 ) -> tuple[int, int]:
     """The (start, end) token positions with the highest start + end score such that both lie where
-    ``allowed`` (the context tokens), start <= end and end - start + 1 <= max_answer_length. All 1-D (T,)."""
+    ``allowed`` (the context tokens), start <= end and end - start + 1 <= max_answer_length. All 1-D (T,).
+
+    Chapter: book/finetuning.md
+    """
     if not bool(allowed.any()):
         raise ValueError("no token is allowed in the answer span (is the context empty or truncated away?).")
     T = start_logits.shape[0]

@@ -65,7 +65,10 @@ def format_candidates(text: str, predictions: list[Candidates]) -> str:
 
 def load_fill_mask_model(directory: str | os.PathLike) -> tuple[BertForMaskedLM, Any]:
     """A checkpoint's masked-LM model (a BertForPreTraining checkpoint's NSP/SOP head is left out) and the
-    tokenizer saved next to it."""
+    tokenizer saved next to it.
+
+    Chapter: book/masking.md
+    """
     path = resolve_checkpoint_dir(directory)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not used from")  # the pooler and NSP head: not needed here

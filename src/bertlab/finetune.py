@@ -32,7 +32,10 @@ TEST_METRICS_NAME = "test_metrics.json"
 
 @dataclass
 class FinetuneConfig(TrainArgs):
-    """Everything a fine-tuning run depends on (see also :class:`~bertlab.trainer.TrainArgs`)."""
+    """Everything a fine-tuning run depends on (see also :class:`~bertlab.trainer.TrainArgs`).
+
+    Chapter: book/finetuning.md
+    """
 
     output_dir: str = option("runs/finetune", "directory for checkpoints (checkpoint-<step>/) and history.json")
     task: str = option("sentiment", "sentiment, pos (part of speech), pair (sentence pairs) or qa (span extraction)",
@@ -116,7 +119,10 @@ def evaluate_task(model: nn.Module, features: list, config: FinetuneConfig, task
 
 
 def finetune(config: FinetuneConfig) -> TrainResult:
-    """Fine-tune on ``config.task``; metrics on validation (eval_*) and, at the end, on test (test_*)."""
+    """Fine-tune on ``config.task``; metrics on validation (eval_*) and, at the end, on test (test_*).
+
+    Chapter: book/finetuning.md
+    """
     config.validate()
     info, device = init_distributed(config.device)
     task = TASKS[config.task]

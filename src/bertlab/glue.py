@@ -31,7 +31,10 @@ def _same_length(gold: Sequence, predicted: Sequence) -> None:
 
 
 def accuracy(gold: Sequence[int], predicted: Sequence[int]) -> float:
-    """The share of examples whose predicted label is the gold one."""
+    """The share of examples whose predicted label is the gold one.
+
+    Chapter: book/glue.md
+    """
     _same_length(gold, predicted)
     return sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold)
 
@@ -46,7 +49,10 @@ def confusion_counts(gold: Sequence[int], predicted: Sequence[int]) -> tuple[int
 
 def f1(gold: Sequence[int], predicted: Sequence[int]) -> float:
     """F1 of the positive class (MRPC, QQP): the harmonic mean of precision and recall; 0 when no example is
-    predicted or gold positive."""
+    predicted or gold positive.
+
+    Chapter: book/glue.md
+    """
     tp, fp, fn, _ = confusion_counts(gold, predicted)
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
@@ -64,7 +70,10 @@ def matthews_corrcoef(gold: Sequence[int], predicted: Sequence[int]) -> float:
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     """Pearson's correlation of two sequences of numbers (STS-B): their covariance over the product of their
-    standard deviations."""
+    standard deviations.
+
+    Chapter: book/glue.md
+    """
     _same_length(x, y)
     mx, my = sum(x) / len(x), sum(y) / len(y)
     cov = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
@@ -90,7 +99,10 @@ def average_ranks(values: Sequence[float]) -> list[float]:
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's correlation (STS-B): Pearson's on the ranks, so that only the order of the scores counts."""
+    """Spearman's correlation (STS-B): Pearson's on the ranks, so that only the order of the scores counts.
+
+    Chapter: book/glue.md
+    """
     return pearson(average_ranks(x), average_ranks(y))
 
 

@@ -125,6 +125,8 @@ class BertForPreTraining(PreTrainedBert):
     ``next_sentence_label`` (B,): 0 = B follows A (NSP) / in order (SOP), 1 = random B / swapped.
     Either label may be left out; the loss is the sum of those given.
     ``masked_only=True`` computes vocabulary logits at the masked positions only (see `predict_tokens`).
+
+    Chapter: book/masking.md
     """
 
     hf_architecture = "BertForPreTraining"
@@ -199,7 +201,10 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torc
 
 class BertForSequenceClassification(PreTrainedBert):
     """One label per sequence (or sentence pair) from the pooled [CLS] vector, or with
-    ``config.classifier_pooling="mean"`` from the mean of the token vectors; num_labels=1 is regression."""
+    ``config.classifier_pooling="mean"`` from the mean of the token vectors; num_labels=1 is regression.
+
+    Chapter: book/finetuning.md
+    """
 
     hf_architecture = "BertForSequenceClassification"
     head_prefixes = ("classifier.",)
@@ -239,7 +244,10 @@ class BertForSequenceClassification(PreTrainedBert):
 
 
 class BertForTokenClassification(PreTrainedBert):
-    """One label per token (e.g. part of speech); positions labelled -100 carry no loss."""
+    """One label per token (e.g. part of speech); positions labelled -100 carry no loss.
+
+    Chapter: book/finetuning.md
+    """
 
     hf_architecture = "BertForTokenClassification"
     head_prefixes = ("classifier.",)
@@ -274,7 +282,10 @@ class BertForTokenClassification(PreTrainedBert):
 
 
 class BertForQuestionAnswering(PreTrainedBert):
-    """Extractive QA: two scores per token, for "the answer starts here" and "the answer ends here"."""
+    """Extractive QA: two scores per token, for "the answer starts here" and "the answer ends here".
+
+    Chapter: book/finetuning.md
+    """
 
     hf_architecture = "BertForQuestionAnswering"
     head_prefixes = ("qa_outputs.",)

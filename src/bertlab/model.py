@@ -230,7 +230,10 @@ def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
 
 
 class BertModel(PreTrainedBert):
-    """The bare encoder: token ids in, one vector per token (and a pooled [CLS] vector) out."""
+    """The bare encoder: token ids in, one vector per token (and a pooled [CLS] vector) out.
+
+    Chapter: book/bert_encoder.md
+    """
 
     hf_architecture = "BertModel"
     base_prefix = ""

@@ -49,6 +49,8 @@ def tokenize_documents(documents, tokenizer) -> list[list[list[Token]]]:
     optionally a ``words`` column (one list of words per sentence), such as a split of
     `bertlab.corpora.load_peoples_daily_documents`. With words, the tokenizer reads each sentence as its list
     of words (``is_split_into_words``), so each token knows its word. Empty sentences and documents are dropped.
+
+    Chapter: book/masking.md
     """
     if isinstance(documents, Mapping):
         raise ValueError("documents is a mapping (a DatasetDict?): pass one split, e.g. documents['train'].")
@@ -139,6 +141,8 @@ def create_nsp_pairs(
     The chunk's sentences after A start the next chunk when B was replaced. A chunk of one sentence is cut
     inside it (google-research/bert gives it a random B every time, which tilts the labels towards 1): so
     every label is a fair coin.
+
+    Chapter: book/nsp_sop.md
     """
     docs = _clean(documents, rng, max_num_tokens, short_seq_prob)
     if len(docs) < 2:
@@ -324,6 +328,8 @@ class PretrainingCollator:
     next_sentence_label when the instances have one. ``whole_word=True`` uses the instances' ``word_ids``.
     Special tokens ([PAD], [UNK], [CLS], [SEP], [MASK]) are never masked nor used as random replacements.
     Note: with a ``generator`` and several DataLoader workers, each worker copies the same generator state.
+
+    Chapter: book/masking.md
     """
 
     def __init__(self, tokenizer, mlm_probability: float = 0.15, whole_word: bool = False,
@@ -380,6 +386,8 @@ def build_pretraining_dataset(documents, tokenizer, *, task: str = "nsp", max_le
 
     ``task``: "nsp" (BERT), "sop" (ALBERT) or "none" (single segments, MLM only, as RoBERTa).
     ``dupe_factor``: how many times to go over the documents, each time with new random pairs.
+
+    Chapter: book/masking.md
     """
     if task not in PAIR_TASKS:
         raise ValueError(f"task must be one of {PAIR_TASKS}, got {task!r}.")

@@ -118,7 +118,10 @@ def load_checkpoint_tokenizer(directory: str | os.PathLike) -> BertTokenizerFast
 
 
 def load_tokenizer(path: str | os.PathLike | None = None) -> BertTokenizerFast:
-    """A saved tokenizer directory (default: the committed course tokenizer) as a BertTokenizerFast."""
+    """A saved tokenizer directory (default: the committed course tokenizer) as a BertTokenizerFast.
+
+    Chapter: book/bert_encoder.md
+    """
     directory = Path(path) if path is not None else COURSE_TOKENIZER_DIR
     if not any((directory / name).is_file() for name in TOKENIZER_FILES):
         raise ValueError(f"{directory} holds no tokenizer ({' or '.join(TOKENIZER_FILES)}). Use load_tokenizer() for "
