@@ -1,12 +1,16 @@
-"""Chapters show a graded piece's interface, never the library's code for it (book/_ext/course_interfaces.py)."""
+"""Chapters show a graded piece's interface, never the library's code for it (book/_ext/course_interfaces.py),
+and their own code cells never spell out an assignment's solution."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
+from test_chapter_links import code_cells
 
 from coursegrader.stubs import GRADED
 
@@ -14,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.md"))
 INCLUDE = re.compile(r"```\{literalinclude\} \.\./src/bertlab/([\w/]+\.py)\n((?::\w+:.*\n)*)```")
 INTERFACE = re.compile(r"```\{interface\} ([\w.]+)\n```")
+SOLUTION = re.compile(r"### BEGIN SOLUTION[^\n]*\n(.*?)### END SOLUTION", re.S)
+ASSIGNED = re.compile(r"^(return\b|[\w\[\]\"', .]+=(?!=)|\"\w+\"\s*:)")  # what a line's expression is assigned to
 
 PLANTED = '''
 import functools
@@ -73,6 +79,50 @@ def graded_code_shown(chapter: str) -> list[str]:
     return [item for item in shown_code(chapter) if item in graded or item.split(":")[0] in graded]
 
 
+def squeezed(line: str) -> str:
+    """A line of code without its comment and its spaces."""
+    return re.sub(r"\s+", "", line.split("#")[0])
+
+
+def operations(expression: str) -> int:
+    """How many calls, operators and subscripts an expression has (0 when it is no expression on its own)."""
+    try:
+        tree = ast.parse(expression.strip().rstrip(","), mode="eval")
+    except SyntaxError:
+        return 0
+    kinds = (ast.Call, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Subscript)
+    return sum(isinstance(node, kinds) for node in ast.walk(tree))
+
+
+def solution_expressions(source: str) -> set[str]:
+    """The expressions of an answer cell's solution lines, without what they are assigned to, returned as or
+    stored under: `layer = 4 * (H * H + H)` and `"layer": 4 * (H * H + H),` are the same solution. Only
+    expressions of three operations or more count: `torch.softmax(scores, dim=-1)` or `len(gold)` are
+    everyone's idiom, not someone's solution."""
+    found = set()
+    for line in (ln for block in SOLUTION.findall(source) for ln in block.splitlines()):
+        expression = ASSIGNED.sub("", line.split("#")[0].strip(), count=1)
+        if operations(expression) >= 3:
+            found.add(squeezed(expression).rstrip(","))
+    return found
+
+
+def assignment_solutions() -> dict[str, set[str]]:
+    solutions = {}
+    for notebook in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        cells = nbformat.read(notebook, as_version=4).cells
+        solutions[notebook.parent.name] = set().union(*(solution_expressions(c.source) for c in cells
+                                                        if c.cell_type == "code"))
+    return solutions
+
+
+def spelled_out(chapter: str, solutions: dict[str, set[str]]) -> list[str]:
+    """"assignment: expression" for each solution expression that a code cell of the chapter contains."""
+    lines = [squeezed(line) for cell in code_cells(chapter) for line in cell.splitlines()]
+    return sorted(f"{name}: {expression}" for name, expressions in solutions.items() for expression in expressions
+                  if any(expression in line for line in lines))
+
+
 def test_an_interface_has_the_signatures_and_docstrings_but_no_body():
     interfaces = course_interfaces()
     function = interfaces.interface_text(PLANTED, "graded")
@@ -112,3 +162,26 @@ def test_every_interface_in_the_chapters_resolves_and_hides_the_body():
         text = interfaces.interface_text(*interfaces.resolve(target))
         assert text.count(interfaces.BODY) >= 1, target
         assert not re.search(r"^\s*(return|raise|if|for|while|self\.\w+ =)\b", text, re.M), (target, text)
+
+
+def test_the_assignments_have_solution_expressions_to_look_for():
+    solutions = assignment_solutions()
+    assert set(solutions) == set(GRADED) and all(len(found) >= 3 for found in solutions.values()), solutions
+
+
+def test_the_check_finds_a_solution_spelled_out_in_a_chapter():
+    answer = ('def bert_parameter_counts(config):\n    ### BEGIN SOLUTION\n    H, I = config.hidden_size, 4\n'
+              '    counts = {\n        "layer": 4 * (H * H + H) + 2 * H + (H * I + I),  # attention + feed-forward\n'
+              '    }\n    return counts\n    ### END SOLUTION\n')
+    solutions = {"attention": solution_expressions(answer)}
+    chapter = ("```{code-cell} ipython3\nlayer = 4 * (H*H + H) + 2*H + (H*I + I)\nprint(layer)\n```\n"
+               "```{code-cell} ipython3\nreturn counts\n```\n")
+    assert spelled_out(chapter, solutions) == ["attention: 4*(H*H+H)+2*H+(H*I+I)"]
+    assert spelled_out(chapter.replace("2*H", "3*H"), solutions) == []
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_no_chapter_spells_out_a_solution(chapter):
+    found = spelled_out(chapter.read_text(encoding="utf-8"), assignment_solutions())
+    assert not found, (f"{chapter.name} has code cells that contain these assignments' solutions: {found}. Explain "
+                       "the rule, or ask the assignment for a variant that the chapter does not show.")

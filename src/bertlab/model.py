@@ -115,6 +115,9 @@ class BertSelfAttention(nn.Module):
         self.dropout_p = config.attention_probs_dropout_prob
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, H) hidden states -> (B, T, H): q, k and v split into N heads of D = H / N features,
+        softmax(q k^T / sqrt(D)) v per head (positions where `attn_mask`, (B, 1, 1, T), is False get no
+        weight), the heads' outputs side by side again."""
         B, T, H = x.shape
         # (B, T, H) -> (B, N, T, D) for each of q, k, v
         q = self.query(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)

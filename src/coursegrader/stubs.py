@@ -28,9 +28,9 @@ GRADED: dict[str, tuple[str, ...]] = {
     "finetuning": ("bertlab.heads:BertForSequenceClassification", "bertlab.heads:BertForTokenClassification",
                    "bertlab.heads:BertForQuestionAnswering", "bertlab.finetune_tasks:task_loss",
                    "bertlab.evaluate:best_span", "bertlab.evaluate:evaluate_span_extraction"),
-    # building a model to count its parameters; (bertlab's attention takes hidden states, not q, k and v)
-    "attention": ("bertlab.model:BertModel", "bertlab.model:BertEncoder", "bertlab.model:BertLayer",
-                  "bertlab.heads:BertForPreTraining", "bertlab.heads:BertPreTrainingHeads"),
+    # the attention module (its head split and merge), and building a model to count its parameters
+    "attention": ("bertlab.model:BertSelfAttention", "bertlab.model:BertModel", "bertlab.model:BertEncoder",
+                  "bertlab.model:BertLayer", "bertlab.heads:BertForPreTraining", "bertlab.heads:BertPreTrainingHeads"),
     "glue_score": ("bertlab.glue",),
 }
 
