@@ -153,6 +153,47 @@ def bert_parameter_counts(config):
     counts["total"] = sum(counts[p] for p in ("embeddings", "encoder", "pooler", "mlm_head", "nsp_head"))
     return counts
 '''}, {"test_parameter_counts", "test_published_sizes"}),
+    "heads_without_transpose": ("attention", {"heads": '''
+def split_heads(x, num_heads):
+    B, T, H = x.shape
+    if H % num_heads:
+        raise ValueError(f"{num_heads} heads do not divide the hidden size {H}.")
+    return x.reshape(B, num_heads, T, H // num_heads)  # the right shape, but a head is not a slice of features
+
+
+def merge_heads(x):
+    B, N, T, D = x.shape
+    return x.reshape(B, T, N * D)  # undoes the wrong split exactly
+'''}, {"test_heads"}),
+    "ties_not_averaged": ("glue_score", {"correlations": '''
+def pearson(x, y):
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    cov = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    spread = math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y))
+    if spread == 0:
+        raise ValueError("a constant sequence has no correlation.")
+    return cov / spread
+
+
+def average_ranks(values):
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    for rank, i in enumerate(order, start=1):
+        ranks[i] = rank  # tied values get different ranks, in the order they come
+    return ranks
+
+
+def spearman(x, y):
+    return pearson(average_ranks(x), average_ranks(y))
+'''}, {"test_spearman"}),
+    "pair_ratio_averaged": ("glue_score", {"human_normalised": '''
+def human_normalised(results, human):
+    missing = sorted(set(results) - set(human))
+    if missing:
+        raise ValueError(f"no human baseline for {missing}.")
+    mean = lambda score: sum(score) / len(score) if isinstance(score, tuple) else score  # noqa: E731
+    return {task: mean(score) / mean(human[task]) for task, score in results.items()}  # one ratio per task
+'''}, {"test_human_normalised"}),
 }
 # A correct answer that warns and writes to stderr loses nothing: the verdict is the tests', not the output's.
 WRONG["warns"] = ("masking", {"mask_tokens": samples.answers(ROOT / "solutions/masking/masking.ipynb")["mask_tokens"]
@@ -494,6 +535,8 @@ def test_rebinding_or_hiding_errors_buys_nothing(graded, student):
     assert scores == NSP_TESTS | {"test_sop_pairs": 0}  # the other answers are right: they keep their points
 
 
+@pytest.mark.skipif(not SANDBOX, reason="the gradebook is out of the submissions' reach in the sandbox only; with "
+                    "--trusted-submissions-no-sandbox their code runs as the grader, by definition")
 def test_writing_to_the_gradebook_changes_no_grade(graded):
     course, results = graded
     scores = cell_scores(course, "gradebook_writer", "nsp_sop")
