@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -322,23 +322,6 @@ def _merge_safely(course: Path, template: dict[str, bytes], db_url: str, student
                           reasons=[*problems, reason, f"recording zero failed too ({type(again).__name__})."])
 
 
-@contextlib.contextmanager
-def _guard_sqlite(db_url: str) -> Iterator[list[str]]:
-    """Restore a SQLite gradebook that changed while student code ran (from a copy kept in memory)."""
-    path, notes = _sqlite_path(db_url), []
-    before = path.read_bytes() if path is not None and path.is_file() else None
-    yield notes
-    if path is None:
-        return
-    now = path.read_bytes() if path.is_file() else None
-    if now != before:
-        notes.append(f"{path} changed while submissions ran; it was restored as it was before.")
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(before)
-
-
 def autograde(course: Path, names: Iterable[str] | None = None, students: Iterable[str] | None = None, *,
               jobs: int = 2, timeout: float = 600, cell_timeout: int = 60, db_url: str | None = None,
               log=print, sandbox: bool = True, memory_mb: int = 6144) -> list[Result]:
@@ -378,15 +361,13 @@ def autograde(course: Path, names: Iterable[str] | None = None, students: Iterab
         for _ in range(max(1, jobs)):
             workers.put(_Worker())
         try:
-            with _guard_sqlite(db_url) as notes, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                 futures = [(s, n, pool.submit(_grade_one, workers, template, course, s, n, work, timeout,
                                               cell_timeout, settings[n])) for s, n in todo]
                 outcomes = [(s, n, f.result()) for s, n, f in futures]
         finally:
             while not workers.empty():
                 workers.get().close()
-        for note in notes:
-            log("warning: " + note)
         results = []
         for student, name, (graded, problems, seconds) in outcomes:  # one writer, one submission at a time
             result = _merge_safely(course, template, db_url, student, name, graded, problems, seconds)
