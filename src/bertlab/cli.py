@@ -24,6 +24,12 @@ from typing import Any
 EXIT_USAGE = 2
 
 
+def option(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field with the help text (and choices, metavar) that the command line shows for it: the
+    settings classes (TrainArgs, PretrainConfig, FinetuneConfig) declare their flags with it."""
+    return dataclasses.field(default=default, metadata={"help": help, **extra})
+
+
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
     """One ``--option`` per dataclass field, with its type, default, choices and help text."""
     hints = typing.get_type_hints(cls)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .checkpoint import normalize_keys, read_config, read_state_dict, resolve_checkpoint_dir
+from .cli import option
 from .config import PRESETS, BertConfig
 from .corpora import load_peoples_daily_documents, review_documents
 from .distributed import init_distributed
@@ -28,7 +29,7 @@ from .heads import BertForPreTraining
 from .masking import check_mlm_probability
 from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset
 from .tokenizer import load_tokenizer, read_vocab, save_tokenizer
-from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, option, set_seed
+from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, set_seed
 
 CORPORA = ("peoples_daily", "peoples_daily+reviews")
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"

@@ -20,7 +20,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import read_state_dict
+from .cli import option
 from .device import autocast
 from .distributed import BatchOrder, DistInfo, all_mean, barrier, broadcast, gather
 from .optim import build_optimizer, linear_schedule
@@ -38,11 +39,6 @@ STATE_NAME = "trainer_state.pt"
 ARGS_NAME = "training_args.json"
 HISTORY_NAME = "history.json"
 CHECKPOINT_PREFIX = "checkpoint-"
-
-
-def option(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field with the help text that the command line shows for it."""
-    return field(default=default, metadata={"help": help, **extra})
 
 
 @dataclass
