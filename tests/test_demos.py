@@ -8,6 +8,8 @@ sentence and its result is checked against bertlab's, with no request leaving th
 * fill-mask: the top 5 tokens and their probabilities, as bertlab.fill_mask gives them (1e-4);
 * masking: the same positions, replacements and labels as bertlab.masking fed with the page's random draws;
 * attention: every layer's and head's map, as bertlab computes them (1e-4);
+* on the built chapter page itself (book/masking.html), a reader's click on Run gives bertlab's top 5 in the
+  table;
 * the page records when the first fill-mask result came (bench/site.py times it against its budget on the
   chapter page); WebAssembly off gives a clear message;
 * every Chinese character the demos show is drawn in the course font (a reader may have no Chinese font).
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_site import ROOT, browser, cjk_font_problems, open_page, serve  # noqa: F401  (browser: a fixture)
+from test_site import ROOT, base_url, browser, cjk_font_problems, open_page, serve, site  # noqa: F401  (fixtures)
 
 from bertlab.shipped import course_model_dir
 from bertlab.tokenizer import load_tokenizer
@@ -39,16 +41,16 @@ def course_demos():
 def demo_url(tmp_path_factory):
     """A page with the three demos and everything they load, served on 127.0.0.1."""
     demos = course_demos()
-    site = tmp_path_factory.mktemp("demo-site")
-    demos.write_demo_assets(site / "_static", ROOT / "_build" / ".onnx_cache")
+    folder = tmp_path_factory.mktemp("demo-site")
+    demos.write_demo_assets(folder / "_static", ROOT / "_build" / ".onnx_cache")
     boxes = "\n".join(demos.demo_markup(name, text) for name, text in demos.DEMOS.items())
-    (site / "index.html").write_text(
+    (folder / "index.html").write_text(
         '<!DOCTYPE html><html><head><meta charset="utf-8"><title>demos</title>'
         '<link rel="stylesheet" href="_static/course_demos.css">'
         '<link rel="stylesheet" href="_static/course_demos_font.css">'
         + "".join(f'<script src="_static/{name}"></script>' for name in demos.SCRIPTS) + '</head>'
         f"<body><h1>Demos</h1>{boxes}</body></html>", encoding="utf-8")
-    with serve(site) as url:
+    with serve(folder) as url:
         yield url + "index.html"
 
 
@@ -119,6 +121,25 @@ def test_fill_mask_demo_matches_bertlab(browser, demo_url, tokenizer):  # noqa: 
         for got, want in zip(case["predictions"], expected, strict=True):
             assert [c["token"] for c in got] == [t for t, _ in want]
             assert [c["p"] for c in got] == pytest.approx([p for _, p in want], abs=1e-4)
+
+
+def test_fill_mask_on_the_chapter_page_answers_a_click(browser, base_url, tokenizer):  # noqa: F811
+    """As a reader uses it: the demo of the built chapter, a typed sentence, a click on Run, the table."""
+    from bertlab.fill_mask import fill_mask, load_fill_mask_model
+
+    model, _ = load_fill_mask_model(course_model_dir())
+    page, problems = open_demos(browser, base_url + "book/masking.html")
+    box = page.locator('.course-demo[data-demo="fill-mask"]')
+    text = "今天的天[MASK]很好。"  # the weather (天[气]) is fine today
+    box.locator(".course-demo-input").fill(text)
+    box.locator("button.course-demo-run").click()
+    page.wait_for_function("(t) => (window.courseDemos.results['fill-mask'] || {}).text === t", arg=text)
+    cells = [row.locator("td").all_inner_texts() for row in box.locator(".course-demo-table tbody tr").all()]
+    page.close()
+    assert not problems, problems
+    (expected,) = fill_mask(model, tokenizer, text, top_k=5)
+    assert [c[0] for c in cells] == [token.removeprefix("##") for token, _ in expected]
+    assert [float(c[1]) for c in cells] == pytest.approx([p for _, p in expected], abs=1e-3)  # shown to 3 places
 
 
 def bertlab_masking(result: dict, tokenizer, monkeypatch) -> tuple[list[int], list[int]]:
@@ -220,15 +241,16 @@ def test_without_webassembly_the_demos_say_so(browser, demo_url):  # noqa: F811
 
 
 def test_the_built_site_has_the_demos_within_budget():
-    site = ROOT / "_build" / "html"
-    if not (site / "index.html").exists():
+    built = ROOT / "_build" / "html"
+    if not (built / "index.html").exists():
         pytest.skip("the site is not built (python3 tasks.py book)")
     demos = course_demos()
-    static = site / "_static"
+    static = built / "_static"
     size = sum(p.stat().st_size for p in demos.added_files(static))
     print(f"demos + fonts added to the site: {size / 1e6:.1f} MB")
     assert size <= demos.SIZE_BUDGET_MB * 1e6
-    pages = {name: (site / "book" / f"{name}.html").read_text(encoding="utf-8") for name in ("bert_encoder", "masking")}
+    pages = {name: (built / "book" / f"{name}.html").read_text(encoding="utf-8")
+             for name in ("bert_encoder", "masking")}
     assert 'data-demo="attention"' in pages["bert_encoder"]
     assert 'data-demo="fill-mask"' in pages["masking"] and 'data-demo="masking"' in pages["masking"]
     assert Path(static / demos.STATIC / demos.MODEL_FILE).stat().st_size > 1_000_000
