@@ -385,6 +385,8 @@ def graded(tmp_path_factory):
                                                     "mask_whole_words": blank_answer})
             samples.write_submission(course, student, "masking", {"masking": nb})
     hostile = _hostile(course)
+    if not SANDBOX:  # trusted submissions run as the grader: this one would overwrite the batch's own gradebook
+        del hostile["gradebook_writer"]
     for student, (nb, _) in hostile.items():
         samples.write_submission(course, student, "nsp_sop", {"nsp_sop": nb})
     release, solution = ROOT / "exercises/nsp_sop/nsp_sop.ipynb", ROOT / "solutions/nsp_sop/nsp_sop.ipynb"
