@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from chapter_code import code_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -61,16 +62,9 @@ def test_shown_code_names_its_chapter(chapter, path, name):
         f"{path.relative_to(ROOT)}:{name} is shown in {link}; add the line 'Chapter: {link}' to its docstring"
 
 
-CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(.*?)```", re.S)
 # The book's plumbing, not what it teaches: where the assets, corpora, stored results and figures come from.
 PLUMBING = ("bertlab.shipped", "bertlab.checkpoint", "bertlab.corpora", "bertlab.experiments",
             "bertlab.finetuned_models", "bertlab.learning_curves", "bertlab.plotting", "bertlab.diagrams")
-
-
-def code_cells(chapter_text: str) -> list[str]:
-    """The Python of a MyST chapter's ``{code-cell}`` blocks, less their option lines and IPython magics."""
-    return ["\n".join(ln for ln in cell.splitlines() if not ln.lstrip().startswith((":", "%", "!")))
-            for cell in CODE_CELL.findall(chapter_text)]
 
 
 def imported_pieces(chapter_text: str) -> list[tuple[str, str]]:

@@ -124,7 +124,8 @@ def test_fill_mask_demo_matches_bertlab(browser, demo_url, tokenizer):  # noqa: 
 
 
 def test_fill_mask_on_the_chapter_page_answers_a_click(browser, base_url, tokenizer):  # noqa: F811
-    """As a reader uses it: the demo of the built chapter, a typed sentence, a click on Run, the table."""
+    """As a reader uses it: the demo of the built chapter, a typed sentence, a click on Run, the table. The page
+    is _build/html's (the `site` fixture builds the book when it is missing; `tasks.py test` builds it first)."""
     from bertlab.fill_mask import fill_mask, load_fill_mask_model
 
     model, _ = load_fill_mask_model(course_model_dir())

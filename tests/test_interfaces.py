@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_chapter_links import code_cells
+from chapter_code import code_cells
 
 from coursegrader.stubs import GRADED
 
@@ -117,10 +117,15 @@ def assignment_solutions() -> dict[str, set[str]]:
 
 
 def spelled_out(chapter: str, solutions: dict[str, set[str]]) -> list[str]:
-    """"assignment: expression" for each solution expression that a code cell of the chapter contains."""
+    """"assignment: expression" for each solution expression that a code cell of the chapter contains, as a whole
+    (`(start+end)/2+1` is not in `(start+end)/2+10`).
+
+    What it cannot see: the same computation under other names (`q @ k.T` for `scores @ keys.T`), an expression
+    spread over several lines, or one of fewer than three operations. Those are for the reviewer of a chapter;
+    the interface check above covers the library code a chapter shows."""
     lines = [squeezed(line) for cell in code_cells(chapter) for line in cell.splitlines()]
     return sorted(f"{name}: {expression}" for name, expressions in solutions.items() for expression in expressions
-                  if any(expression in line for line in lines))
+                  if any(re.search(rf"(?<![\w.]){re.escape(expression)}(?!\w)", line) for line in lines))
 
 
 def test_an_interface_has_the_signatures_and_docstrings_but_no_body():
@@ -178,6 +183,7 @@ def test_the_check_finds_a_solution_spelled_out_in_a_chapter():
                "```{code-cell} ipython3\nreturn counts\n```\n")
     assert spelled_out(chapter, solutions) == ["attention: 4*(H*H+H)+2*H+(H*I+I)"]
     assert spelled_out(chapter.replace("2*H", "3*H"), solutions) == []
+    assert spelled_out(chapter.replace("(H*I + I)", "(H*I + I2)"), solutions) == []  # a longer name: not the same
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import tomllib
+from chapter_code import code_cells
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from test_chapter_links import code_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bertlab", "coursegrader")  # what src/ holds: the course library and the instructor's autograder
@@ -103,12 +103,32 @@ def test_every_import_of_a_package_is_declared_in_pyproject(package):
     assert not missing, f"imported by src/{package} but declared nowhere in pyproject.toml: {missing}"
 
 
+def installed_with(extra: str) -> set[str]:
+    """The distributions that ``pip install bertlab[extra]`` asks for: the dependencies, the extra's, and those of
+    the extras it names (``bertlab[course,onnx]``)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    todo, seen = [extra], set()
+    while todo:
+        if (name := todo.pop()) in seen:
+            continue
+        seen.add(name)
+        for requirement in map(Requirement, project["optional-dependencies"][name]):
+            if canonicalize_name(requirement.name) == project["name"]:
+                todo += sorted(requirement.extras)
+            else:
+                names.add(canonicalize_name(requirement.name))
+    return names
+
+
+def test_an_extra_brings_the_extras_it_names():
+    assert {"matplotlib", "onnx", "jupyter-book"} <= installed_with("docs")
+    assert "nbgrader" not in installed_with("docs") and "nbgrader" in installed_with("dev")
+
+
 def test_every_import_of_the_chapters_is_declared_in_pyproject():
     """The chapters run on a student's machine or Colab with ``pip install bertlab[course]``."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    course = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]
-              + project["optional-dependencies"]["course"]}
-    missing = undeclared(chapter_imports(ROOT / "book"), course)
+    missing = undeclared(chapter_imports(ROOT / "book"), installed_with("course"))
     assert not missing, f"imported by a chapter but not in bertlab[course]: {missing}"
 
 
@@ -149,9 +169,9 @@ def test_an_unpinned_or_contradicted_requirement_is_caught():
     assert unpinned(requirements, pins) == ["numpy: pinned to 2.4.6, outside >=3", "pyyaml: no pin"]
 
 
-@pytest.mark.parametrize("folder", ["tests", "bench", "book/_ext"])
-def test_every_import_of_the_tests_benches_and_site_is_declared_in_pyproject(folder):
-    """A maintainer's ``pip install bertlab[dev]`` runs them (the site's extensions: ``bertlab[docs]``)."""
+@pytest.mark.parametrize(("folder", "extra"), [("tests", "dev"), ("bench", "dev"), ("book/_ext", "docs")])
+def test_every_import_of_the_tests_benches_and_site_is_declared_in_their_extra(folder, extra):
+    """A maintainer's ``pip install bertlab[dev]`` runs the tests and benches; ``bertlab[docs]`` builds the site."""
     local = {p.stem for p in (ROOT / folder).glob("*.py")}  # their own helper modules (conftest, ...)
-    missing = undeclared(imported_modules(ROOT / folder) - local, declared_distributions())
-    assert not missing, f"imported by {folder}/ but declared nowhere in pyproject.toml: {missing}"
+    missing = undeclared(imported_modules(ROOT / folder) - local, installed_with(extra))
+    assert not missing, f"imported by {folder}/ but not in bertlab[{extra}]: {missing}"
