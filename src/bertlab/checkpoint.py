@@ -57,10 +57,10 @@ def resolve_checkpoint_dir(name_or_path: str | os.PathLike) -> Path:
         raise ValueError(f"{path} is a file; from_pretrained takes the directory that holds {CONFIG_NAME}.")
     if looks_like_path(name_or_path):
         raise ValueError(f"checkpoint directory {path} does not exist.")
+    from .tokenizer import VOCAB_NAME
+
     try:
         from huggingface_hub import snapshot_download
-
-        from .tokenizer import VOCAB_NAME
 
         return Path(snapshot_download(
             str(name_or_path), allow_patterns=[CONFIG_NAME, "*.safetensors", SAFETENSORS_INDEX, TORCH_NAME, VOCAB_NAME]

@@ -105,8 +105,10 @@ def save_tokenizer(tokenizer: BertTokenizerFast, directory: str | os.PathLike) -
 
 def read_vocab(directory: str | os.PathLike) -> dict[str, int]:
     """token -> id of a checkpoint's vocab.txt (any BERT checkpoint's, not only the course's)."""
-    lines = Path(directory, VOCAB_NAME).read_text(encoding="utf-8").splitlines(True)
-    return {line.rstrip("\n"): i for i, line in enumerate(lines)}
+    tokens = Path(directory, VOCAB_NAME).read_text(encoding="utf-8").split("\n")  # only "\n" ends a token
+    if tokens[-1] == "":
+        tokens.pop()  # the file's final newline
+    return {token: i for i, token in enumerate(tokens)}
 
 
 def load_checkpoint_tokenizer(directory: str | os.PathLike) -> BertTokenizerFast:
