@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -485,6 +486,26 @@ print("before the error")
 1 / 0
 ```
 """
+
+
+@pytest.mark.parametrize("page_path", ["book/self_supervised_learning", "book/glue"])
+def test_a_slow_mathjax_breaks_no_quiz(browser, base_url, page_path):
+    """A quiz (jupyterquiz) reads MathJax.version from a timer set as the page loads. With MathJax deferred, a
+    busy machine could run that timer first: "Cannot read properties of undefined (reading '0')". MathJax is
+    delayed by a second here; the page must still load without a JavaScript error."""
+    page, errors = browser.new_page(), []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def late(route) -> None:
+        time.sleep(1.0)
+        route.continue_()
+
+    page.route("**/mathjax/*.js*", late)
+    page.goto(base_url + page_path + ".html", wait_until="load")
+    page.wait_for_timeout(1500)  # past the quiz's timers
+    assert page.locator(".Quiz").count() >= 1, "no quiz on the page"
+    page.close()
+    assert not errors, errors
 
 
 @pytest.mark.parametrize("page_path", NOTEBOOKS)

@@ -83,6 +83,10 @@ def use_local_mathjax(app: Any, config: Any) -> None:
     copy_mathjax(root)
     config.html_static_path = [*config.html_static_path, str(root)]
     config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"  # relative paths are taken from _static/
+    # Loaded as the page is read (no defer): a quiz (jupyterquiz) reads MathJax.version from a timer set while the
+    # page loads, and a deferred MathJax that comes late, on a busy machine, has not set it yet ("Cannot read
+    # properties of undefined"). Sphinx leaves out an option whose value is None.
+    config.mathjax_options = {**(config.mathjax_options or {}), "defer": None}
 
 
 # ---- 2. launch buttons ------------------------------------------------------------------------
