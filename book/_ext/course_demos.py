@@ -111,11 +111,12 @@ def exported_model(cache: Path) -> Path:
 def vocab_font(cache: Path) -> Path:
     """The course font cut down to the characters of the course vocabulary (cached by that set)."""
     from bertlab.shipped import course_model_dir
+    from bertlab.tokenizer import read_vocab
 
     spec = importlib.util.spec_from_file_location("course_fonts", HERE / "course_fonts.py")
     fonts = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fonts)
-    vocab = (course_model_dir() / "vocab.txt").read_text(encoding="utf-8").split()
+    vocab = read_vocab(course_model_dir())
     chars = {c for token in vocab if not token.startswith("[") for c in token.removeprefix("##")}
     path = cache / f"vocab-{hashlib.sha256(''.join(sorted(chars)).encode()).hexdigest()[:16]}.woff"
     if not path.is_file():

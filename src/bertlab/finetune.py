@@ -25,7 +25,7 @@ from .cli import option
 from .config import PRESETS, BertConfig
 from .distributed import DistInfo, broadcast, init_distributed
 from .finetune_tasks import TASKS, FinetuneTask, pad_batch, task_loss
-from .tokenizer import TOKENIZER_FILES, load_checkpoint_tokenizer, load_tokenizer, save_tokenizer
+from .tokenizer import holds_tokenizer, load_checkpoint_tokenizer, load_tokenizer, save_tokenizer
 from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, set_seed
 
 TEST_METRICS_NAME = "test_metrics.json"
@@ -80,7 +80,7 @@ def finetune_tokenizer(config: FinetuneConfig, checkpoint: Path | None) -> Any:
     """The tokenizer given, else the checkpoint's own (saved next to its weights), else the course one."""
     if config.tokenizer:
         return load_tokenizer(config.tokenizer)
-    if checkpoint is not None and any((checkpoint / name).exists() for name in TOKENIZER_FILES):
+    if checkpoint is not None and holds_tokenizer(checkpoint):
         return load_checkpoint_tokenizer(checkpoint)
     return load_tokenizer()
 

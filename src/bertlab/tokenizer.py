@@ -111,10 +111,15 @@ def read_vocab(directory: str | os.PathLike) -> dict[str, int]:
     return {token: i for i, token in enumerate(tokens)}
 
 
+def holds_tokenizer(directory: str | os.PathLike) -> bool:
+    """Whether a directory holds a saved tokenizer (either of TOKENIZER_FILES)."""
+    return any(Path(directory, name).is_file() for name in TOKENIZER_FILES)
+
+
 def load_checkpoint_tokenizer(directory: str | os.PathLike) -> BertTokenizerFast:
     """The tokenizer saved next to a model: ours, or that of any BERT checkpoint (whose special-token ids may
     differ from the course tokenizer's, e.g. [CLS] = 101 in Google's vocabularies)."""
-    if not any(Path(directory, name).is_file() for name in TOKENIZER_FILES):
+    if not holds_tokenizer(directory):
         raise ValueError(f"{directory} holds no tokenizer ({' or '.join(TOKENIZER_FILES)}); pass one with --tokenizer.")
     return BertTokenizerFast.from_pretrained(str(directory))
 
@@ -125,7 +130,7 @@ def load_tokenizer(path: str | os.PathLike | None = None) -> BertTokenizerFast:
     Chapter: book/bert_encoder.md
     """
     directory = Path(path) if path is not None else COURSE_TOKENIZER_DIR
-    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+    if not holds_tokenizer(directory):
         raise ValueError(f"{directory} holds no tokenizer ({' or '.join(TOKENIZER_FILES)}). Use load_tokenizer() for "
                          "the course tokenizer, or make one with train_tokenizer(texts, out_dir).")
     tokenizer = BertTokenizerFast.from_pretrained(str(directory))
