@@ -12,13 +12,13 @@ import nbformat
 import pytest
 from chapter_code import code_cells
 
+from coursegrader.preprocessors import SOLUTION  # the feedback's own rule for a solution region
 from coursegrader.stubs import GRADED
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.md"))
 INCLUDE = re.compile(r"```\{literalinclude\} \.\./src/bertlab/([\w/]+\.py)\n((?::\w+:.*\n)*)```")
 INTERFACE = re.compile(r"```\{interface\} ([\w.]+)\n```")
-SOLUTION = re.compile(r"### BEGIN SOLUTION[^\n]*\n(.*?)### END SOLUTION", re.S)
 ASSIGNED = re.compile(r"^(return\b|[\w\[\]\"', .]+=(?!=)|\"\w+\"\s*:)")  # what a line's expression is assigned to
 
 PLANTED = '''
@@ -100,7 +100,7 @@ def solution_expressions(source: str) -> set[str]:
     expressions of three operations or more count: `torch.softmax(scores, dim=-1)` or `len(gold)` are
     everyone's idiom, not someone's solution."""
     found = set()
-    for line in (ln for block in SOLUTION.findall(source) for ln in block.splitlines()):
+    for line in (ln for block in SOLUTION.findall(source) for ln in block.splitlines()):  # markers: no operation
         expression = ASSIGNED.sub("", line.split("#")[0].strip(), count=1)
         if operations(expression) >= 3:
             found.add(squeezed(expression).rstrip(","))
@@ -108,6 +108,7 @@ def solution_expressions(source: str) -> set[str]:
 
 
 def assignment_solutions() -> dict[str, set[str]]:
+    """Assignment -> the solution expressions of its notebook in solutions/."""
     solutions = {}
     for notebook in sorted((ROOT / "solutions").glob("*/*.ipynb")):
         cells = nbformat.read(notebook, as_version=4).cells
@@ -169,9 +170,11 @@ def test_every_interface_in_the_chapters_resolves_and_hides_the_body():
         assert not re.search(r"^\s*(return|raise|if|for|while|self\.\w+ =)\b", text, re.M), (target, text)
 
 
+SOLUTIONS = assignment_solutions()
+
+
 def test_the_assignments_have_solution_expressions_to_look_for():
-    solutions = assignment_solutions()
-    assert set(solutions) == set(GRADED) and all(len(found) >= 3 for found in solutions.values()), solutions
+    assert set(SOLUTIONS) == set(GRADED) and all(len(found) >= 3 for found in SOLUTIONS.values()), SOLUTIONS
 
 
 def test_the_check_finds_a_solution_spelled_out_in_a_chapter():
@@ -188,6 +191,6 @@ def test_the_check_finds_a_solution_spelled_out_in_a_chapter():
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
 def test_no_chapter_spells_out_a_solution(chapter):
-    found = spelled_out(chapter.read_text(encoding="utf-8"), assignment_solutions())
+    found = spelled_out(chapter.read_text(encoding="utf-8"), SOLUTIONS)
     assert not found, (f"{chapter.name} has code cells that contain these assignments' solutions: {found}. Explain "
                        "the rule, or ask the assignment for a variant that the chapter does not show.")
