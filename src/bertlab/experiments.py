@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from .checkpoint import CONFIG_NAME, SAFETENSORS_NAME, read_state_dict, write_weights
-from .corpora import load_peoples_daily_documents, load_sentiment
+from .corpora import load_sentiment
 from .device import best_device
 from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
@@ -201,7 +201,9 @@ def export_all(runs_dir: Path) -> None:
 # ---- the cross-evaluation -------------------------------------------------------------------------------------
 def held_out_instances(task: str, tokenizer: Any, max_length: int, max_examples: int | None, seed: int = 0) -> Any:
     """Unmasked instances for ``task`` from the test articles, which no model saw in training."""
-    rows = build_pretraining_dataset(load_peoples_daily_documents(split="test"), tokenizer, task=task,
+    from .pretrain import peoples_daily_documents
+
+    rows = build_pretraining_dataset(peoples_daily_documents("test", task), tokenizer, task=task,
                                      max_length=max_length, seed=seed)
     return rows if max_examples is None else rows.select(range(min(max_examples, len(rows))))
 

@@ -81,6 +81,13 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, -2).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
 
 
+def pair_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the pairs whose label is not IGNORE_INDEX (an unpaired segment has none), and 0 for
+    a batch without any (where a plain mean would be 0 / 0)."""
+    total = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
+
+
 def predict_tokens(
     head: BertLMPredictionHead,
     hidden: torch.Tensor,
@@ -154,7 +161,7 @@ class BertForPreTraining(PreTrainedBert):
         pair = None
         if next_sentence_label is not None:
             _check_class_labels(next_sentence_label, 2, "next_sentence_label")
-            pair = F.cross_entropy(pair_logits.float(), next_sentence_label.view(-1))
+            pair = pair_loss(pair_logits, next_sentence_label.view(-1))
         losses = [x for x in (lm, pair) if x is not None]
         return BertForPreTrainingOutput(
             loss=sum(losses) if losses else None,

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
 from torch import nn
 
@@ -26,8 +27,9 @@ from .corpora import load_peoples_daily_documents, review_documents
 from .distributed import init_distributed
 from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
+from .labels import IGNORE_INDEX
 from .masking import check_mlm_probability
-from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset
+from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset, drop_headings
 from .tokenizer import load_tokenizer, read_vocab, save_tokenizer
 from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, set_seed
 
@@ -144,19 +146,39 @@ def stacked_state(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, 
     return out
 
 
+def peoples_daily_documents(split: str, task: str) -> Any:
+    """People's Daily articles as pretraining documents: for a sentence-pair task without their headings
+    (`bertlab.pretraining_data.drop_headings`: a headline always comes first, and would give SOP's order away)."""
+    documents = load_peoples_daily_documents(split=split)
+    return documents if task == "none" else datasets.Dataset.from_list(drop_headings(documents))
+
+
 def pretraining_split(config: PretrainConfig, tokenizer: Any, split: str, seed: int) -> Any:
     """Masking-ready instances (sentence pairs, or single segments for task="none") of one split. Validation
-    is always People's Daily, so that runs on different corpora are measured on the same text."""
-    documents = load_peoples_daily_documents(split=split)
+    is always People's Daily, so that runs on different corpora are measured on the same text.
+
+    With corpus="peoples_daily+reviews", the reviews are single segments for masked LM alone, whatever the task
+    (their pair label is IGNORE_INDEX, which the pair loss skips): a review is a few sentences, and the order of
+    a pair cut from one shows on its surface (a long description first, a short verdict after, with or without a
+    full stop), which a classifier of lengths and punctuation reads well above chance.
+    """
+    documents = peoples_daily_documents(split, config.task)
     if config.max_documents is not None and split == "train":
         documents = documents.select(range(min(config.max_documents, len(documents))))
-    if split == "train" and config.corpus == "peoples_daily+reviews":
-        reviews = review_documents("train")
-        if config.max_documents is not None:
-            reviews = reviews[:config.max_documents]
-        documents = [list(d) for d in documents["sentences"]] + reviews  # plain sentences: no word boundaries
-    return build_pretraining_dataset(documents, tokenizer, task=config.task, max_length=config.max_length,
+    mixed = split == "train" and config.corpus == "peoples_daily+reviews"
+    if mixed:
+        documents = [list(d) for d in documents["sentences"]]  # plain sentences, as the reviews: no word boundaries
+    rows = build_pretraining_dataset(documents, tokenizer, task=config.task, max_length=config.max_length,
                                      seed=seed, dupe_factor=config.dupe_factor)
+    if not mixed:
+        return rows
+    reviews = review_documents("train")[:config.max_documents]
+    segments = build_pretraining_dataset(reviews, tokenizer, task="none", max_length=config.max_length,
+                                         seed=seed, dupe_factor=config.dupe_factor)
+    if config.task != "none":
+        segments = segments.add_column("next_sentence_label", [IGNORE_INDEX] * len(segments),
+                                       feature=rows.features["next_sentence_label"])
+    return datasets.concatenate_datasets([rows, segments]).shuffle(seed=seed).flatten_indices()
 
 
 def pretraining_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,12 +1,13 @@
 """Pretraining examples from raw documents, one step per function, as in google-research/bert's
 create_pretraining_data.py:
 
-    documents  --tokenize_documents-->  tokenized sentences, per document
+    documents  --drop_headings-->  (for sentence pairs from People's Daily) the articles' body text
+               --tokenize_documents-->  tokenized sentences, per document
                --create_nsp_pairs | create_sop_pairs | create_single_segments-->  segment pairs (or single segments)
                --build_pair_features-->  [CLS] A [SEP] B [SEP] with token_type_ids
                --PretrainingCollator-->  a padded batch, freshly masked, for BertForPreTraining
 
-`build_pretraining_dataset` runs the first three steps. Unlike google-research/bert, masking is not frozen
+`build_pretraining_dataset` runs the steps up to the features. Unlike google-research/bert, masking is not frozen
 into the data set (there: dupe_factor copies, each masked once); the collator masks every batch anew, so
 each epoch sees new masks (RoBERTa's "dynamic masking"). ``dupe_factor`` still re-draws the pairs.
 
@@ -25,6 +26,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .corpora.peoples_daily import is_heading
 from .masking import check_mlm_probability, mask_tokens, mask_whole_words
 
 PAIR_TASKS = ("none", "nsp", "sop")  # the sentence-pair objective beside masked LM ("none": MLM only)
@@ -37,6 +39,36 @@ class SentencePair(NamedTuple):
     tokens_a: list
     tokens_b: list
     label: int  # 0: B follows A (NSP) / in order (SOP); 1: B from another document (NSP) / swapped (SOP)
+
+
+# ---- step 0, for sentence pairs: documents -> body text ----------------------------------------------------
+
+
+def drop_headings(documents) -> list:
+    """The documents without their headings: lines that end in no sentence punctuation (`is_heading`), such as
+    a headline, a byline, or a review's unfinished last line. Documents left with no sentence are dropped.
+
+    A headline always opens its article, so in a sentence pair a segment that starts with one comes first, and
+    its missing full stop says so: a pair's order could be read off its punctuation. The course's sentence-pair
+    data therefore leave People's Daily's headings out (`bertlab.pretrain.peoples_daily_documents`); masked LM
+    (single segments) reads them. ``documents`` as for `tokenize_documents`; rows keep their other fields, with
+    ``words`` (and ``pos``) filtered alike.
+
+    Chapter: book/nsp_sop.md
+    """
+    out = []
+    for i, doc in enumerate(documents):
+        sentences, _ = _document_fields(doc, i)
+        keep = [k for k, sentence in enumerate(sentences) if not is_heading(sentence.strip())]
+        if not keep:
+            continue
+        if isinstance(doc, Mapping):
+            doc = {**doc, **{name: [doc[name][k] for k in keep] for name in ("sentences", "words", "pos")
+                             if doc.get(name) is not None}}
+        else:
+            doc = [sentences[k] for k in keep]
+        out.append(doc)
+    return out
 
 
 # ---- step 1: documents -> tokenized sentences -------------------------------------------------------------
@@ -133,14 +165,13 @@ def create_nsp_pairs(
     documents: Sequence[Sequence[Sequence]], *, rng: random.Random, max_num_tokens: int = 125,
     short_seq_prob: float = 0.1,
 ) -> list[SentencePair]:
-    """Next-sentence-prediction pairs: A = the first sentences of a chunk; B = the rest (label 0) or, half of
-    the time, sentences from a random other document (label 1).
+    """Next-sentence-prediction pairs: A = consecutive sentences of a document; B = the sentences after A
+    (label 0) or, half of the time, sentences from a random other document (label 1).
 
-    Sentences are packed into chunks of about ``max_num_tokens`` tokens (with probability ``short_seq_prob``
-    a shorter random target, so the model also sees short inputs); A ends at a random sentence boundary.
-    The chunk's sentences after A start the next chunk when B was replaced. A chunk of one sentence is cut
-    inside it (google-research/bert gives it a random B every time, which tilts the labels towards 1): so
-    every label is a fair coin.
+    A and B are two consecutive segments cut as `_next_segments` cuts them. A replaced B is as long as the B it
+    replaces aimed to be, starts at a sentence and ends after one, and the pair is truncated only once B is
+    chosen: so neither the segments' lengths nor where they are cut tells the label (`bertlab.shortcuts`
+    measures that). When B was replaced, the sentences after A start the next pair.
 
     Chapter: book/nsp_sop.md
     """
@@ -150,23 +181,13 @@ def create_nsp_pairs(
     pairs = []
     for d, document in enumerate(docs):
         i = 0
-        while i < len(document):
-            target = _target_length(rng, max_num_tokens, short_seq_prob)
-            chunk, end = _pack(document, i, target)
-            units = _units(chunk)
-            if len(units) >= 2:
-                a_end = _split_point(units, rng)
-                tokens_a = _flatten(units[:a_end])
-                if rng.random() < 0.5:
-                    other = rng.randrange(len(docs) - 1)
-                    other += other >= d  # any document but this one
-                    tokens_b, label = _random_segment(docs[other], target - len(tokens_a), rng), 1
-                    if len(chunk) > 1:
-                        end = i + a_end  # the chunk's sentences not used as A start the next chunk
-                else:
-                    tokens_b, label = _flatten(units[a_end:]), 0
-                pairs.append(SentencePair(*truncate_pair(tokens_a, tokens_b, max_num_tokens, rng), label))
-            i = end
+        while (cut := _next_segments(document, i, rng, max_num_tokens, short_seq_prob)) is not None:
+            tokens_b, i, label = cut.tokens_b, cut.end, int(rng.random() < 0.5)
+            if label:
+                other = rng.randrange(len(docs) - 1)
+                other += other >= d  # any document but this one
+                tokens_b, i = _random_segment(docs[other], cut.target_b, rng), cut.b_start
+            pairs.append(SentencePair(*truncate_pair(cut.tokens_a, tokens_b, cut.length, rng), label))
     return pairs
 
 
@@ -177,8 +198,10 @@ def create_sop_pairs(
     """Sentence-order-prediction pairs (ALBERT): two consecutive segments of one document, in order (label 0)
     or, half of the time, swapped (label 1).
 
-    Packing as in `create_nsp_pairs`; a chunk of one sentence is cut inside it (ALBERT pairs it with a
-    random document instead, which is not an order question).
+    Segments as in `create_nsp_pairs`: both are cut by the same rule, so an in-order pair is as likely to have
+    its longer segment first as second. The pair is swapped *before* it is truncated, as ALBERT's data code
+    does: `truncate_pair` trims the longer side, so truncating first would leave every long in-order pair with
+    len(A) >= len(B) and every swapped one with the reverse.
 
     Chapter: book/nsp_sop.md
     """
@@ -186,17 +209,11 @@ def create_sop_pairs(
     pairs = []
     for document in docs:
         i = 0
-        while i < len(document):
-            chunk, i = _pack(document, i, _target_length(rng, max_num_tokens, short_seq_prob))
-            units = _units(chunk)
-            if len(units) < 2:
-                continue
-            a_end = _split_point(units, rng)
-            tokens_a, tokens_b = truncate_pair(_flatten(units[:a_end]), _flatten(units[a_end:]), max_num_tokens, rng)
-            if rng.random() < 0.5:
-                pairs.append(SentencePair(tokens_b, tokens_a, 1))
-            else:
-                pairs.append(SentencePair(tokens_a, tokens_b, 0))
+        while (cut := _next_segments(document, i, rng, max_num_tokens, short_seq_prob)) is not None:
+            first, second, i, label = cut.tokens_a, cut.tokens_b, cut.end, int(rng.random() < 0.5)
+            if label:
+                first, second = second, first
+            pairs.append(SentencePair(*truncate_pair(first, second, cut.length, rng), label))
     return pairs
 
 
@@ -209,8 +226,8 @@ def create_single_segments(
     for document in _clean(documents, rng, max_num_tokens, short_seq_prob, min_tokens=1):
         i = 0
         while i < len(document):
-            chunk, i = _pack(document, i, _target_length(rng, max_num_tokens, short_seq_prob))
-            segments.append(truncate_pair(_flatten(chunk), [], max_num_tokens, rng)[0])
+            tokens, i = _pack(document, i, _target_length(rng, max_num_tokens, short_seq_prob))
+            segments.append(truncate_pair(tokens, [], max_num_tokens, rng)[0])
     return segments
 
 
@@ -235,24 +252,49 @@ def _target_length(rng: random.Random, max_num_tokens: int, short_seq_prob: floa
     return rng.randint(min(2, max_num_tokens), max_num_tokens) if rng.random() < short_seq_prob else max_num_tokens
 
 
+class _Cut(NamedTuple):
+    tokens_a: list
+    tokens_b: list
+    target_b: int  # how many tokens B aimed at (a replacement B aims at as many)
+    b_start: int  # the sentence where B starts
+    end: int  # the sentence after B
+    length: int  # the pair's length: truncate to this
+
+
+def _next_segments(document: Sequence, start: int, rng: random.Random, max_num_tokens: int,
+                   short_seq_prob: float) -> _Cut | None:
+    """The next two consecutive segments of ``document`` from sentence ``start``, each of whole sentences, or
+    None when fewer than two sentences are left.
+
+    The pair's length (`_target_length`) is split at a uniformly random point into what A and what B aim at,
+    and each takes sentences until it holds its share: the same rule for both, so that neither is the long one
+    by construction (packing one chunk and cutting it makes B end on the sentence that overflowed, which is
+    longer than most). When the document ends before B is full, what is left of it is cut at a random
+    sentence boundary instead, so that the end of a document gives no segment a length of its own. Sentences
+    overshoot their share, so the pair is then truncated to the length it aimed at.
+    """
+    if len(document) - start < 2:
+        return None
+    total = max(2, _target_length(rng, max_num_tokens, short_seq_prob))  # 2: a token for each side
+    target_a = rng.randint(1, total - 1)
+    target_b = total - target_a
+    tokens_a, a_end = _pack(document, start, target_a)
+    tokens_b, end = _pack(document, a_end, target_b)
+    if len(tokens_b) < target_b:  # the document ended first (or A took all of it)
+        a_end, end = rng.randint(start + 1, len(document) - 1), len(document)
+        tokens_a, tokens_b = _flatten(document[start:a_end]), _flatten(document[a_end:])
+        target_b = len(tokens_b)
+    return _Cut(tokens_a, tokens_b, target_b, a_end, end, total)
+
+
 def _pack(document: Sequence, start: int, target: int) -> tuple[list, int]:
-    """Consecutive sentences from ``start`` until they hold ``target`` tokens (or the document ends)."""
-    chunk, length, i = [], 0, start
-    while i < len(document) and length < target:
-        chunk.append(document[i])
-        length += len(document[i])
+    """The tokens of consecutive sentences from ``start`` until they hold ``target`` tokens (at least one
+    sentence, or the rest of the document), and the index of the first sentence left."""
+    tokens, i = [], start
+    while i < len(document) and (i == start or len(tokens) < target):
+        tokens.extend(document[i])
         i += 1
-    return chunk, i
-
-
-def _units(chunk: list) -> list:
-    """The pieces a chunk is cut between: its sentences, or the tokens of a chunk of one sentence."""
-    return [[t] for t in chunk[0]] if len(chunk) == 1 else chunk
-
-
-def _split_point(chunk: list, rng: random.Random) -> int:
-    """How many of the chunk's pieces go to segment A (at least one, and at least one left for B)."""
-    return rng.randint(1, len(chunk) - 1)
+    return tokens, i
 
 
 def _random_segment(document: Sequence, target_length: int, rng: random.Random) -> list:

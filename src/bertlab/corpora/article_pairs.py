@@ -39,8 +39,12 @@ ARTICLE_PAIR_FEATURES = datasets.Features({
 
 def make_article_pairs(articles: list[list[str]], rng: random.Random) -> list[tuple[str, str, int]]:
     """(text_a, text_b, label) pairs: for every sentence A of an article that has a next one, (A, the next
-    sentence, 1) and (A, a random sentence of a random other article, 0). Sentences shorter than
-    MIN_SENTENCE_CHARS are left out first, so "next" is the next usable one; an article needs two of them.
+    sentence, 1) and (A, a sentence of another article, 0). Sentences shorter than MIN_SENTENCE_CHARS are left
+    out first, so "next" is the next usable one; an article needs two of them.
+
+    The other article's sentence is drawn from the same pool as the true next sentences: every usable sentence
+    but an article's first, all equally likely. So B alone, its length or its punctuation, says nothing of the
+    label (a first sentence, often a headline, would only ever be a negative).
 
     Chapter: book/finetuning.md
     """
@@ -49,13 +53,15 @@ def make_article_pairs(articles: list[list[str]], rng: random.Random) -> list[tu
     if len(usable) < 2:
         raise ValueError("article pairs need at least two articles with two sentences of "
                          f">= {MIN_SENTENCE_CHARS} characters each.")
+    followers = [(i, s) for i, article in enumerate(usable) for s in article[1:]]  # every possible true B
     pairs = []
     for i, article in enumerate(usable):
         for a, b in zip(article, article[1:], strict=False):  # each sentence with the one after it
             pairs.append((a, b, 1))
-            other = rng.randrange(len(usable) - 1)
-            other += other >= i  # any article but this one
-            pairs.append((a, rng.choice(usable[other]), 0))
+            other, sentence = rng.choice(followers)
+            while other == i:  # any article but this one
+                other, sentence = rng.choice(followers)
+            pairs.append((a, sentence, 0))
     rng.shuffle(pairs)
     return pairs
 
