@@ -18,13 +18,9 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from .checkpoint_files import CONFIG_NAME, SAFETENSORS_INDEX, SAFETENSORS_NAME, TORCH_NAME, VOCAB_NAME
 from .config import BertConfig
 from .hub import looks_like_path
-
-CONFIG_NAME = "config.json"
-SAFETENSORS_NAME = "model.safetensors"
-SAFETENSORS_INDEX = "model.safetensors.index.json"
-TORCH_NAME = "pytorch_model.bin"
 
 # Weights that heads of *some* BERT task own: tolerated (and reported) when the target model has no use for them.
 ANY_HEAD_PREFIXES = ("cls.", "classifier.", "qa_outputs.", "bert.pooler.")
@@ -57,8 +53,6 @@ def resolve_checkpoint_dir(name_or_path: str | os.PathLike) -> Path:
         raise ValueError(f"{path} is a file; from_pretrained takes the directory that holds {CONFIG_NAME}.")
     if looks_like_path(name_or_path):
         raise ValueError(f"checkpoint directory {path} does not exist.")
-    from .tokenizer import VOCAB_NAME
-
     try:
         from huggingface_hub import snapshot_download
 

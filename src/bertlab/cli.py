@@ -13,47 +13,14 @@ command line and the Python API cannot drift apart. Bad input ends with a one-li
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import types
-import typing
 from collections.abc import Sequence
 from typing import Any
 
+from .options import add_dataclass_options, dataclass_from_args
+
 EXIT_USAGE = 2
-
-
-def option(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field with the help text (and choices, metavar) that the command line shows for it: the
-    settings classes (TrainArgs, PretrainConfig, FinetuneConfig) declare their flags with it."""
-    return dataclasses.field(default=default, metadata={"help": help, **extra})
-
-
-def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--option`` per dataclass field, with its type, default, choices and help text."""
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        kind, optional = _base_type(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "")
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                help=help_text + " (default: %(default)s)")
-            continue
-        if "(default" not in help_text:
-            help_text += " (default: none)" if optional and f.default is None else " (default: %(default)s)"
-        metavar = f.metadata.get("metavar", f.name.split("_")[-1].upper())
-        parser.add_argument(flag, type=kind, default=f.default, choices=f.metadata.get("choices"),
-                            metavar=None if f.metadata.get("choices") else metavar, help=help_text)
-
-
-def _base_type(hint: Any) -> tuple[type, bool]:
-    """``int | None`` -> (int, True); ``float`` -> (float, False)."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return args[0], True
-    return hint, False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,13 +61,13 @@ def _first_paragraph(cls: type, fallback: str) -> str:
 def run_pretrain(args: argparse.Namespace) -> None:
     from .pretrain import PretrainConfig, pretrain
 
-    _report(pretrain(_config(PretrainConfig, args)))
+    _report(pretrain(dataclass_from_args(PretrainConfig, args)))
 
 
 def run_finetune(args: argparse.Namespace) -> None:
     from .finetune import FinetuneConfig, finetune
 
-    _report(finetune(_config(FinetuneConfig, args)))
+    _report(finetune(dataclass_from_args(FinetuneConfig, args)))
 
 
 def run_fill_mask(args: argparse.Namespace) -> None:
@@ -111,10 +78,6 @@ def run_fill_mask(args: argparse.Namespace) -> None:
     model.to(args.device or best_device())
     for text in args.text:
         print(format_candidates(text, fill_mask(model, tokenizer, text, top_k=args.top_k)))
-
-
-def _config(cls: type, args: argparse.Namespace) -> Any:
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
 
 def _report(result: Any) -> None:

@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from .checkpoint import read_config, resolve_checkpoint_dir
-from .cli import option
 from .config import PRESETS, BertConfig
 from .distributed import DistInfo, broadcast, init_distributed
 from .finetune_tasks import TASKS, FinetuneTask, pad_batch, task_loss
+from .options import option
 from .tokenizer import holds_tokenizer, load_checkpoint_tokenizer, load_tokenizer, save_tokenizer
 from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, set_seed
 

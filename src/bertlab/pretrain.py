@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from .checkpoint import normalize_keys, read_config, read_state_dict, resolve_checkpoint_dir
-from .cli import option
 from .config import PRESETS, BertConfig
 from .corpora import load_peoples_daily_documents, review_documents
 from .distributed import init_distributed
@@ -29,6 +28,7 @@ from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
 from .labels import IGNORE_INDEX
 from .masking import check_mlm_probability
+from .options import option
 from .pretraining_data import PAIR_TASKS, PretrainingCollator, build_pretraining_dataset, drop_headings
 from .tokenizer import load_tokenizer, read_vocab, save_tokenizer
 from .trainer import TrainArgs, Trainer, TrainResult, iterate_batches, set_seed

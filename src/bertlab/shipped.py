@@ -5,8 +5,8 @@ loaders that the book uses. Every asset path is defined here once; `bertlab.expe
 
 Chapter: book/finetuning.md
 
-This module imports nothing of bertlab at import time, so that the low-level modules (the tokenizer) can take
-their default paths from it.
+At import time this module imports only `bertlab.checkpoint_files`, so that the low-level modules (the tokenizer)
+can take their default paths from it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from .checkpoint_files import CONFIG_NAME, SAFETENSORS_NAME
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 COURSE_TOKENIZER_DIR = ASSETS / "tokenizer"
@@ -34,8 +36,6 @@ def course_model_dir() -> Path:
 
     How it was trained, and how to train it again: ``python -m bertlab.experiments --help``.
     """
-    from .checkpoint import CONFIG_NAME
-
     if not (COURSE_MODEL / CONFIG_NAME).exists():
         raise ValueError(f"the course model is missing from {COURSE_MODEL}; rebuild it with: "
                          "python -m bertlab.experiments all")
@@ -55,8 +55,6 @@ def pair_model_dir(task: str, longer: bool = False) -> Path:
 def finetuned_model_dir(task: str) -> Path:
     """The shipped model for `task` ("sentiment", "pos", "pair" or "qa"): config, float16 weights, tokenizer,
     and scores.json (its validation and test scores, and the command and settings that made it)."""
-    from .checkpoint import SAFETENSORS_NAME
-
     if task not in FINETUNED_TASKS:
         raise ValueError(f"task must be one of {FINETUNED_TASKS}, got {task!r}.")
     path = FINETUNED / task

@@ -28,6 +28,7 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import WordPiece
 from transformers import BertTokenizerFast
 
+from .checkpoint_files import TOKENIZER_FILES, VOCAB_NAME
 from .shipped import COURSE_TOKENIZER_DIR
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4, in this order
@@ -35,8 +36,6 @@ PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
 CONTINUATION = "##"
 DEFAULT_MIN_FREQUENCY = 5
 MODEL_MAX_LENGTH = 512
-VOCAB_NAME = "vocab.txt"  # one token per line, line number = id: what Google's BERT checkpoints ship
-TOKENIZER_FILES = ("tokenizer.json", VOCAB_NAME)  # either one makes a directory a tokenizer
 
 
 def bert_pipeline(vocab: dict[str, int] | None = None) -> Tokenizer:
