@@ -30,10 +30,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import read_state_dict
-from .cli import option
 from .device import autocast
 from .distributed import BatchOrder, DistInfo, all_mean, barrier, broadcast, gather
 from .optim import build_optimizer, linear_schedule
+from .options import option
 
 STATE_NAME = "trainer_state.pt"
 ARGS_NAME = "training_args.json"
