@@ -21,6 +21,10 @@ itself, from ``_static/course-demos/``:
   registry (pinned in tasks.py) into ``.venv/``;
 * ``course-vocab.woff``: the course font cut down to the vocabulary, so that every token a demo can show is
   drawn in the course font, on machines without a Chinese font too (``course_fonts`` covers the pages' text).
+
+The other editions of the site (``course_editions``) load these files from the English edition's
+``_static/course-demos/``, named by a ``<meta name="course-demo-assets">`` of the page, so the site holds one
+copy; each page with a demo carries the demos' words in its edition's language (``course.po``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import hashlib
 import html
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,10 @@ from sphinx.util.docutils import SphinxDirective
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # loaded by file path (tests, bench): its sibling course_editions all the same
+    sys.path.append(str(HERE))
+from course_editions import N_, course_strings_script, edition, edition_root, translate  # noqa: E402
+
 DEMOS = {"fill-mask": "台湾大[MASK]", "masking": "台湾 是 中国 领土 不可分割 的 一 部分 。",
          "attention": "台湾大学"}  # default sentences: "National Taiwan University", "Taiwan is part of China."
 STATIC = "course-demos"  # the folder in _static/ with the model, the vocabulary and the runtime
@@ -50,8 +59,8 @@ SIZE_BUDGET_MB = 25
 LATENCY_BUDGET_MS = 3000
 # Said where the demo cannot run. Not "the outputs above come from the same model": chapter 2's attention maps
 # above the demo are all-MiniLM-L6-v2's, the demo runs the course model.
-FALLBACK = ("Live demo of the course model: it needs JavaScript. The executed outputs of this page show the "
-            "same computation.")
+FALLBACK = N_("Live demo of the course model: it needs JavaScript. The executed outputs of this page show the "
+              "same computation.")
 VOCAB_FONT_CSS = f"""/* The course font cut down to the vocabulary, for the tokens the live demos show. */
 @font-face {{ font-family: "Course CJK vocabulary"; src: url("{STATIC}/{VOCAB_FONT}") format("woff");
   font-display: swap; }}
@@ -60,10 +69,10 @@ VOCAB_FONT_CSS = f"""/* The course font cut down to the vocabulary, for the toke
 """
 
 
-def demo_markup(name: str, text: str) -> str:
+def demo_markup(name: str, text: str, fallback: str = FALLBACK) -> str:
     """The HTML of one demo: a box that course_demos.js fills in, with a note for readers without JavaScript."""
     return (f'<div class="course-demo" data-demo="{name}" data-text="{html.escape(text)}">'
-            f'<p class="course-demo-fallback">{FALLBACK}</p></div>')
+            f'<p class="course-demo-fallback">{html.escape(fallback)}</p></div>')
 
 
 class CourseDemo(SphinxDirective):
@@ -77,7 +86,7 @@ class CourseDemo(SphinxDirective):
         if name not in DEMOS:
             raise self.error(f"unknown demo {name!r}: one of {', '.join(DEMOS)}")
         text = self.options.get("text", DEMOS[name])
-        return [nodes.raw("", demo_markup(name, text), format="html")]
+        return [nodes.raw("", demo_markup(name, text, translate(self.env.app, FALLBACK)), format="html")]
 
 
 def course_tasks() -> Any:
@@ -162,11 +171,23 @@ def site_has_demos(site: Path) -> bool:
 
 
 def copy_demo_assets(app: Any, exception: Exception | None) -> None:
-    """After a successful HTML build: the model, the vocabulary and the runtime in _static/course-demos/."""
+    """After a successful HTML build: the model, the vocabulary and the runtime in _static/course-demos/ (of the
+    English edition only: the others load them from there)."""
     if exception is not None or app.builder.format != "html":
         return
     site = Path(app.outdir)
-    write_demo_assets(site / "_static", site.parent / ".onnx_cache", with_model=site_has_demos(site))
+    own = not edition(app.config.language).folder
+    write_demo_assets(site / "_static", site.parent / ".onnx_cache", with_model=own and site_has_demos(site))
+
+
+def demo_page_head(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """On a page with a demo: where the model and runtime are (the English edition's _static/course-demos/), and
+    the demos' words in the page's language."""
+    if app.builder.format != "html" or 'class="course-demo"' not in context.get("body", ""):
+        return
+    up = edition_root(pagename) + ("../" if edition(app.config.language).folder else "")
+    context["metatags"] = context.get("metatags", "") + (
+        f'\n<meta name="course-demo-assets" content="{up}_static/{STATIC}/">\n{course_strings_script(app)}')
 
 
 def setup(app: Any) -> dict[str, Any]:
@@ -176,4 +197,5 @@ def setup(app: Any) -> dict[str, Any]:
     for name in SCRIPTS:
         app.add_js_file(name)
     app.connect("build-finished", copy_demo_assets)
+    app.connect("html-page-context", demo_page_head)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -11,7 +11,10 @@ problem, because matplotlib embeds the course font (Noto Sans CJK SC, from the P
 3. a stylesheet adds it at the end of the theme's font lists, so that Latin text keeps the theme's
    fonts and each Chinese character, missing from those, is drawn with the course font.
 
-The subset is cached by its character set in ``_build/.font_cache/``, so an unchanged site costs nothing.
+The subset is cached by its face and character set in ``_build/.font_cache/``, so an unchanged site costs
+nothing. Each edition of the site (``course_editions``) gets the subset of its own pages, in its own face of
+the collection: the 繁體 edition the Traditional Chinese one (Noto Sans CJK TC), whose glyphs follow Taiwan's
+standard forms.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 FAMILY = "Course CJK"  # the name the stylesheet gives the web font
-SOURCE_FAMILY = "Noto Sans CJK SC"  # the face of the collection that the plots use too
+SOURCE_FAMILY = "Noto Sans CJK SC"  # the face of the collection that the plots use too (an edition may name another)
 FONT_FILE = "course-cjk.woff"
 CSS_FILE = "course-cjk.css"
 # CJK punctuation, kana, Hangul-free ideograph blocks, full-width forms: what a Chinese page can hold.
@@ -53,17 +56,17 @@ def characters_used(site: Path) -> set[str]:
     return chars
 
 
-def subset_font(chars: set[str], destination: Path) -> Path:
-    """The course font cut down to ``chars``, as WOFF at ``destination``."""
+def subset_font(chars: set[str], destination: Path, family: str = SOURCE_FAMILY) -> Path:
+    """The course font (its face ``family``) cut down to ``chars``, as WOFF at ``destination``."""
     from fontTools import subset
     from fontTools.ttLib import TTCollection
 
     from bertlab.plotting import cjk_font_path
 
     collection = TTCollection(str(cjk_font_path()))
-    font = next((f for f in collection.fonts if f["name"].getDebugName(1) == SOURCE_FAMILY), None)
+    font = next((f for f in collection.fonts if f["name"].getDebugName(1) == family), None)
     if font is None:
-        raise RuntimeError(f"{cjk_font_path()} has no face named {SOURCE_FAMILY!r}; reinstall noto-cjk-sans-otc.")
+        raise RuntimeError(f"{cjk_font_path()} has no face named {family!r}; reinstall noto-cjk-sans-otc.")
     options = subset.Options()
     options.flavor = "woff"
     options.name_IDs = [0, 1, 2, 3, 4, 5, 6]  # copyright, names, version: the licence travels with the font
@@ -80,12 +83,15 @@ def write_web_font(app: Any, exception: Exception | None) -> None:
     """After a successful HTML build: the subset font and its stylesheet in _static/."""
     if exception is not None or app.builder.format != "html":
         return
+    from course_editions import edition  # book/_ext is on sys.path in a Sphinx build
+
     site = Path(app.outdir)
     chars = characters_used(site)
-    key = hashlib.sha256("".join(sorted(chars)).encode()).hexdigest()[:16]
+    family = edition(app.config.language).font
+    key = hashlib.sha256((family + "".join(sorted(chars))).encode()).hexdigest()[:16]
     cached = Path(app.outdir).parent / ".font_cache" / f"{key}.woff"
     if not cached.is_file():
-        subset_font(chars, cached)
+        subset_font(chars, cached, family)
     static = site / "_static"
     static.mkdir(exist_ok=True)
     shutil.copy2(cached, static / FONT_FILE)

@@ -4,13 +4,15 @@
    course machine without internet). This extension serves MathJax 3 from the site itself: the
    PyPI package ``django-static-mathjax`` (the extra docs of pyproject.toml) ships MathJax's es5 build,
    which is copied once into ``<venv>/share/`` without the builds the site never loads, and from
-   there into ``_static/mathjax/`` of every build.
+   there into ``_static/mathjax/`` of every build of the English edition; the other editions
+   (``course_editions``), one folder below it, load that copy.
 2. Launch buttons. Chapters are MyST Markdown notebooks, which Colab cannot open and Binder opens
    as text. The Pages workflow publishes the executed ``.ipynb`` files on the branch
    ``course_notebooks_branch``; the Binder and Colab buttons are pointed there.
 3. Fresh outputs. Jupyter-cache re-executes a notebook only when its code changes, not when
-   ``bertlab`` (which every chapter imports) changes. A hash of bertlab's files is kept with the
-   doctrees; when it differs, the execution cache is cleared and every page is read again.
+   ``bertlab`` (which every chapter imports) changes. A hash of bertlab's files is kept beside the execution
+   cache and with each build's doctrees: when the first differs, the cache is cleared; when the second does,
+   every page is read again. (Every edition of the site reads the one cache, each with doctrees of its own.)
 4. One copy of each script. sphinx-thebe's inline configuration is registered twice under
    Jupyter Book 1.0, which is a JavaScript error ("THEBE_JS_URL has already been declared").
 5. Downloads with outputs. When a page's outputs come from the execution cache, myst-nb 1.x writes the
@@ -79,10 +81,16 @@ def copy_mathjax(root: Path) -> Path:
 
 
 def use_local_mathjax(app: Any, config: Any) -> None:
-    root = mathjax_static_root()
-    copy_mathjax(root)
-    config.html_static_path = [*config.html_static_path, str(root)]
-    config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"  # relative paths are taken from _static/
+    from course_editions import edition  # book/_ext is on sys.path in a Sphinx build
+
+    if edition(config.language).folder:
+        # Relative paths are taken from _static/: out of it and out of the edition's folder, into the English one's.
+        config.mathjax_path = f"../../_static/mathjax/{MATHJAX_ENTRY}"
+    else:
+        root = mathjax_static_root()
+        copy_mathjax(root)
+        config.html_static_path = [*config.html_static_path, str(root)]
+        config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"  # relative paths are taken from _static/
     # Loaded as the page is read (no defer): a quiz (jupyterquiz) reads MathJax.version from a timer set while the
     # page loads, and a deferred MathJax that comes late, on a busy machine, has not set it yet ("Cannot read
     # properties of undefined"). Sphinx leaves out an option whose value is None.
@@ -142,15 +150,21 @@ def _hash_path(app: Any) -> Path:
     return Path(app.doctreedir) / HASH_FILE
 
 
+def _stored_hash(path: Path) -> str | None:
+    return path.read_text().strip() if path.is_file() else None
+
+
 def reset_cache_if_bertlab_changed(app: Any, config: Any) -> None:
     current = bertlab_sources_hash()
     app.course_bertlab_hash = current
-    stored = _hash_path(app).read_text().strip() if _hash_path(app).is_file() else None
-    app.course_bertlab_changed = stored != current
-    if app.course_bertlab_changed:
-        cache = config.nb_execution_cache_path or Path(app.outdir).parent / ".jupyter_cache"
-        if Path(cache).exists():
+    app.course_bertlab_changed = _stored_hash(_hash_path(app)) != current
+    cache = Path(config.nb_execution_cache_path or Path(app.outdir).parent / ".jupyter_cache")
+    cache_hash = cache.with_name(cache.name + "." + HASH_FILE)  # beside the cache: every edition reads it
+    if _stored_hash(cache_hash) != current:
+        if cache.exists():
             shutil.rmtree(cache)
+        cache_hash.parent.mkdir(parents=True, exist_ok=True)
+        cache_hash.write_text(current + "\n")  # what the cache holds from now on is this bertlab's
 
 
 def reread_all_if_bertlab_changed(app: Any, env: Any, added: set, changed: set, removed: set) -> list[str]:

@@ -9,14 +9,37 @@
  *
  * The course tokenizer is in course_tokenizer.js, which the pages load first.
  * window.courseDemos exposes the tokenizer and the last result of each demo (the browser test reads them).
+ *
+ * Every word the demos show goes through tr("..."): the page holds the translations of the edition it belongs to
+ * (a JSON script "course-strings", from course.po; book/_ext/course_editions.py). Every edition of the site
+ * loads the one copy of the model and runtime, in the English edition's _static/ (the page names that folder in
+ * <meta name="course-demo-assets">).
  */
 (function () {
   "use strict";
 
-  const BASE = new URL("course-demos/", document.currentScript.src).href;
+  const ASSETS = document.querySelector('meta[name="course-demo-assets"]');
+  const BASE = ASSETS ? new URL(ASSETS.content, document.baseURI).href
+    : new URL("course-demos/", document.currentScript.src).href;
   const {Tokenizer, WHITESPACE} = window.CourseTokenizer; // course_tokenizer.js, loaded first
-  const NO_WASM = "This live demo runs the course model with WebAssembly, which is turned off or not supported " +
-    "in this browser. The outputs printed above come from the same model.";
+
+  // ---- the page's language ------------------------------------------------------------------------------------
+  const STRINGS = (() => {
+    const node = document.getElementById("course-strings");
+    try {
+      return node ? JSON.parse(node.textContent) : {};
+    } catch (err) {
+      return {};
+    }
+  })();
+
+  /** A message in the page's language (English where it has no translation), its {name}s filled in from vars. */
+  function tr(message, vars = {}) {
+    return (STRINGS[message] || message).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+  }
+
+  const NO_WASM = tr("This live demo runs the course model with WebAssembly, which is turned off or not " +
+    "supported in this browser. The outputs printed above come from the same model.");
 
   // ---- loading the tokenizer and the model (once per page) ----------------------------------------------------
   let tokenizerPromise = null, sessionPromise = null;
@@ -102,10 +125,10 @@
     const out = box.querySelector(".course-demo-output");
     out.replaceChildren();
     if (!positions.length) {
-      status(box, "Put [MASK] in the sentence, or click a character above to hide it.", "idle");
+      status(box, tr("Put [MASK] in the sentence, or click a character above to hide it."), "idle");
       return;
     }
-    status(box, "running the course model …", "busy");
+    status(box, tr("running the course model …"), "busy");
     const {logits, V} = await runModel(ids);
     const predictions = positions.map((t) => softmaxTop(logits, t * V, V, 5)
       .map(({id, p}) => ({token: tok.tokens[id], p})));
@@ -114,13 +137,15 @@
         el("td", {class: "course-demo-token"}, shown(token)), el("td", {}, p.toFixed(3)),
         el("td", {}, el("span", {class: "course-demo-bar", style: `width:${(10 * p).toFixed(2)}em`}))));
       out.append(el("table", {class: "course-demo-table"},
-        el("caption", {}, `[MASK] ${n + 1} of ${positions.length}: the 5 most probable tokens`),
-        el("thead", {}, el("tr", {}, el("th", {}, "token"), el("th", {}, "probability"), el("th", {}, ""))),
+        el("caption", {}, tr("[MASK] {n} of {total}: the 5 most probable tokens",
+          {n: n + 1, total: positions.length})),
+        el("thead", {}, el("tr", {}, el("th", {}, tr("token")), el("th", {}, tr("probability")),
+          el("th", {}, ""))),
         el("tbody", {}, ...rows)));
     });
     results["fill-mask"] = {text, ids, predictions};
     results.firstFillMaskMs ??= performance.now();
-    status(box, `done: ${positions.length} [MASK], ${ids.length} tokens`, "done");
+    status(box, tr("done: {masks} [MASK], {tokens} tokens", {masks: positions.length, tokens: ids.length}), "done");
   }
 
   function characterButtons(box, input, rerun) {
@@ -136,7 +161,7 @@
           const start = offset + i;
           i += ch.length;
           if (WHITESPACE.test(ch)) continue;
-          row.append(el("button", {type: "button", class: "course-demo-char", title: "hide this character",
+          row.append(el("button", {type: "button", class: "course-demo-char", title: tr("hide this character"),
             onclick: () => {
               input.value = input.value.slice(0, start) + "[MASK]" + input.value.slice(start + ch.length);
               rerun();
@@ -148,6 +173,10 @@
   }
 
   // ---- masking playground: bertlab.masking's rule, with a seeded generator of its own --------------------------
+  // What happened to a token (the results keep the English names, which the browser test compares with bertlab's).
+  const KINDS = {"not chosen": tr("not chosen"), "[MASK]": "[MASK]", "random token": tr("random token"),
+    "unchanged": tr("unchanged")};
+
   function mulberry32(seed) {
     let a = seed >>> 0;
     return () => {
@@ -230,20 +259,22 @@
     const result = applyMasking(ids, wordIds, tok, {seed, p, wholeWord});
     const rows = ids.map((id, t) => el("tr", {class: `kind-${result.kinds[t].replace(/\W+/g, "")}`},
       el("td", {}, String(t)), el("td", {}, tok.tokens[id]), el("td", {}, tok.tokens[result.masked[t]]),
-      el("td", {}, result.kinds[t]),
+      el("td", {}, KINDS[result.kinds[t]]),
       el("td", {}, result.labels[t] === -100 ? "-100" : `${tok.tokens[result.labels[t]]} (${result.labels[t]})`),
       el("td", {}, wholeWord ? String(wordIds[t]) : "")));
     const out = box.querySelector(".course-demo-output");
     out.replaceChildren(
-      el("p", {class: "course-demo-sentence"}, "the model sees: ",
+      el("p", {class: "course-demo-sentence"}, tr("the model sees: "),
         el("span", {}, result.masked.slice(1, -1).map((id) => shown(tok.tokens[id])).join(""))),
       el("table", {class: "course-demo-table"},
-        el("thead", {}, el("tr", {}, ...["position", "token", "model input", "what happened", "label", "word"]
-          .map((h) => el("th", {}, h)))),
+        el("thead", {}, el("tr", {}, ...[tr("position"), tr("token"), tr("model input"), tr("what happened"),
+          tr("label"), tr("word")].map((h) => el("th", {}, h)))),
         el("tbody", {}, ...rows)));
     results.masking = {text, seed, p, wholeWord, ids, wordIds, ...result};
     const n = result.labels.filter((l) => l !== -100).length;
-    status(box, `${n} of ${ids.length - 2} tokens chosen (seed ${seed}${wholeWord ? ", whole words" : ""})`, "done");
+    const chosen = {n, total: ids.length - 2, seed};
+    status(box, wholeWord ? tr("{n} of {total} tokens chosen (seed {seed}, whole words)", chosen)
+      : tr("{n} of {total} tokens chosen (seed {seed})", chosen), "done");
   }
 
   // ---- attention viewer ---------------------------------------------------------------------------------------
@@ -281,7 +312,7 @@
   async function attention(box, text) {
     const tok = await loadTokenizer();
     const ids = tok.encode(text);
-    status(box, "running the course model …", "busy");
+    status(box, tr("running the course model …"), "busy");
     const {attentions, T, L, N} = await runModel(ids);
     const tokens = ids.map((id) => shown(tok.tokens[id]));
     const grid = el("div", {class: "course-demo-grid", style: `grid-template-columns: repeat(${N}, 1fr)`});
@@ -289,48 +320,50 @@
       for (let h = 0; h < N; h++) {
         const offset = ((l * N) + h) * T * T;
         const canvas = el("canvas", {width: "230", height: "230", class: "course-demo-map",
-          "aria-label": `attention of layer ${l + 1}, head ${h + 1}`});
+          "aria-label": tr("attention of layer {layer}, head {head}", {layer: l + 1, head: h + 1})});
         drawMap(canvas, attentions, offset, tokens);
-        const caption = el("figcaption", {}, `layer ${l + 1}, head ${h + 1}`);
+        const name = tr("layer {layer}, head {head}", {layer: l + 1, head: h + 1});
+        const caption = el("figcaption", {}, name);
         canvas.addEventListener("mousemove", (e) => {
           const rect = canvas.getBoundingClientRect(), scale = canvas.width / rect.width;
           const at = (pixels) => Math.floor((pixels * scale - MAP_MARGIN) / ((canvas.width - MAP_MARGIN) / T));
           const i = at(e.clientY - rect.top), j = at(e.clientX - rect.left);
           if (i < 0 || j < 0 || i >= T || j >= T) return; // over the labels
-          caption.textContent = `layer ${l + 1}, head ${h + 1}: ${tokens[i]} → ${tokens[j]} ` +
+          caption.textContent = `${name}: ${tokens[i]} → ${tokens[j]} ` +
             attentions[offset + i * T + j].toFixed(2);
         });
         grid.append(el("figure", {}, canvas, caption));
       }
     }
     box.querySelector(".course-demo-output").replaceChildren(
-      el("p", {class: "course-demo-sentence"}, "tokens (rows: the query token attending; columns: the key token " +
-        "attended to; darker = more weight; C = [CLS], S = [SEP]): ", el("span", {}, tokens.join(" "))), grid);
+      el("p", {class: "course-demo-sentence"}, tr("tokens (rows: the query token attending; columns: the key " +
+        "token attended to; darker = more weight; C = [CLS], S = [SEP]): "), el("span", {}, tokens.join(" "))), grid);
     results.attention = {text, ids, L, N, T, attentions: Array.from(attentions)};
-    status(box, `${L} layers × ${N} heads, ${T} tokens`, "done");
+    status(box, tr("{layers} layers × {heads} heads, {tokens} tokens", {layers: L, heads: N, tokens: T}), "done");
   }
 
   // ---- building the demos in the page -------------------------------------------------------------------------
   const DEMOS = {
-    "fill-mask": {title: "Live: fill in the blank", run: fillMask, chars: true,
-      help: "Type a Chinese sentence with one or more [MASK], or click a character to hide it."},
-    masking: {title: "Live: BERT's masking rule", run: masking, seed: true,
-      help: "15% of the tokens are chosen; of those 80% become [MASK], 10% a random token, 10% stay. " +
-        "For whole-word masking, separate the words with spaces (the page has no word segmenter)."},
-    attention: {title: "Live: attention of the course model", run: attention,
-      help: "Every layer (rows) and head (columns) of the course model on your sentence."},
+    "fill-mask": {title: tr("Live: fill in the blank"), run: fillMask, chars: true,
+      help: tr("Type a Chinese sentence with one or more [MASK], or click a character to hide it.")},
+    masking: {title: tr("Live: BERT's masking rule"), run: masking, seed: true,
+      help: tr("15% of the tokens are chosen; of those 80% become [MASK], 10% a random token, 10% stay. " +
+        "For whole-word masking, separate the words with spaces (the page has no word segmenter).")},
+    attention: {title: tr("Live: attention of the course model"), run: attention,
+      help: tr("Every layer (rows) and head (columns) of the course model on your sentence.")},
   };
 
   function build(box) {
     const demo = DEMOS[box.dataset.demo];
     if (!demo) return;
     const input = el("input", {type: "text", class: "course-demo-input", value: box.dataset.text || "",
-      maxlength: "200", "aria-label": "sentence"});
-    const button = el("button", {type: "button", class: "course-demo-run"}, "Run");
+      maxlength: "200", "aria-label": tr("sentence")});
+    const button = el("button", {type: "button", class: "course-demo-run"}, tr("Run"));
     const controls = el("div", {class: "course-demo-controls"}, input);
     if (demo.seed) {
-      controls.append(el("label", {}, "seed ", el("input", {type: "number", class: "course-demo-seed", value: "0",
-        min: "0"})), el("label", {}, el("input", {type: "checkbox", class: "course-demo-whole-word"}), " whole words"));
+      controls.append(el("label", {}, tr("seed") + " ", el("input", {type: "number", class: "course-demo-seed",
+        value: "0", min: "0"})), el("label", {}, el("input", {type: "checkbox", class: "course-demo-whole-word"}),
+      " " + tr("whole words")));
     }
     controls.append(button);
     box.replaceChildren(el("p", {class: "course-demo-title"}, demo.title), el("p", {class: "course-demo-help"},
@@ -342,7 +375,8 @@
         status(box, NO_WASM, "no-wasm");
         return Promise.resolve();
       }
-      return demo.run(box, input.value).catch((err) => status(box, `The demo failed: ${err.message}`, "error"));
+      return demo.run(box, input.value).catch((err) => status(box, tr("The demo failed: {error}", {error: err.message}),
+        "error"));
     };
     button.addEventListener("click", rerun);
     input.addEventListener("keydown", (e) => e.key === "Enter" && rerun());
