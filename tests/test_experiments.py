@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from bertlab import BertForPreTraining
-from bertlab.experiments import cross_evaluate, export_model, logistic_regression_baseline
+from bertlab.counting_baselines import bag_of_characters
+from bertlab.experiments import cross_evaluate, export_model
 from bertlab.pretrain import PretrainConfig, pretrain
 from bertlab.pretraining_data import PAIR_TASKS
 from bertlab.shipped import course_model_dir, load_results, load_training, pair_model_dir
@@ -70,7 +71,7 @@ def course_model_config():
 def test_bag_of_characters_baseline_finds_the_telling_character():
     train = {"text": ["很好看", "真好", "好的", "很差", "太差了", "差评"] * 5, "label": [1, 1, 1, 0, 0, 0] * 5}
     test = {"text": ["好书", "差书"], "label": [1, 0]}
-    assert logistic_regression_baseline(train, test) == 1.0
+    assert bag_of_characters(train, test) == 1.0
 
 
 # ---- the shipped models ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bertlab.finetune import FinetuneConfig, _sample, evaluate_task
+from bertlab.finetune import FinetuneConfig, sample_rows, evaluate_task
 from bertlab.finetune_tasks import TASKS
 from bertlab.finetuned_models import load_scores
 from bertlab.shipped import FINETUNED_TASKS, finetuned_model_dir
@@ -29,7 +29,7 @@ def test_each_shipped_model_gives_its_stored_test_score(task):
     model = TASKS[task].model_class.from_pretrained(finetuned_model_dir(task), strict=True).eval()
     config = FinetuneConfig(task=task, checkpoint=str(finetuned_model_dir(task)), **settings)
     tokenizer = load_tokenizer()
-    rows = _sample(TASKS[task].load()["test"], settings["test_batches"] * settings["batch_size"], 0)
+    rows = sample_rows(TASKS[task].load()["test"], settings["test_batches"] * settings["batch_size"], 0)
     features = TASKS[task].encode(rows, tokenizer, settings["max_length"])
     metrics = evaluate_task(model, features, config, TASKS[task], tokenizer.pad_token_id, torch.device("cpu"))
     name = TASKS[task].score_name

@@ -1,5 +1,6 @@
 """The training loop: optimiser and schedule, data order, exact resume, metrics, and real runs on tiny data."""
 
+import contextlib
 import json
 import math
 from collections import Counter
@@ -351,7 +352,7 @@ def test_keep_best_tests_the_weights_of_the_best_validation_score(tmp_path):
     """With keep_best the run ends with the weights of its best evaluation: evaluating them again gives the best
     validation score (and loss) that the run recorded at that step, not at the last (the learning rate is far too
     high, so the scores jump around)."""
-    from bertlab.finetune import _sample, evaluate_task
+    from bertlab.finetune import evaluate_task, sample_rows
     from bertlab.finetune_tasks import TASKS
 
     config = FinetuneConfig(task="pos", init="random", preset="tiny", max_steps=12, batch_size=8, learning_rate=3e-2,
@@ -364,9 +365,45 @@ def test_keep_best_tests_the_weights_of_the_best_validation_score(tmp_path):
     assert (result.metrics["best_eval_accuracy"], result.metrics["best_eval_step"]) == (best["eval_accuracy"],
                                                                                       best["step"])
     tokenizer, task = load_tokenizer(), TASKS["pos"]
-    validation = task.encode(_sample(task.load()["validation"], 16, 0), tokenizer, 32)  # the run's 2 batches of 8
+    validation = task.encode(sample_rows(task.load()["validation"], 16, 0), tokenizer, 32)  # the run's 2 batches of 8
     again = evaluate_task(result.model.eval(), validation, config, task, tokenizer.pad_token_id, torch.device("cpu"))
     assert again == pytest.approx({"accuracy": best["eval_accuracy"], "loss": best["eval_loss"]})
+
+
+def test_patience_stops_a_run_once_its_best_score_is_that_many_evaluations_old(tmp_path):
+    """Early stopping: the run ends at the evaluation that makes `patience` in a row without a new best, is scored
+    on test with its best weights, and says it stopped early; without patience the same run goes on."""
+    settings = dict(task="pos", init="random", preset="tiny", max_steps=40, batch_size=8, learning_rate=3e-2,
+                    max_length=32, max_train_examples=64, eval_batches=2, eval_every=2, keep_best=True,
+                    progress=False)
+    result = finetune(FinetuneConfig(**settings, patience=2, output_dir=str(tmp_path / "a")))
+    evals = [h for h in result.history if "eval_accuracy" in h]
+    best = next(h["step"] for h in evals if h["eval_accuracy"] == result.metrics["best_eval_accuracy"])
+    assert result.metrics["stopped_early"] and result.step == best + 2 * 2 < 40
+    assert evals[-1]["step"] == result.step and "test_accuracy" in result.metrics
+    longer = finetune(FinetuneConfig(**settings, output_dir=str(tmp_path / "b")))
+    assert longer.step == 40 and not longer.metrics["stopped_early"]
+    with pytest.raises(ValueError, match="patience"):
+        FinetuneConfig(**{**settings, "keep_best": False}, patience=2).validate()
+
+
+def test_one_seed_gives_every_start_the_same_head(tmp_path):
+    """seeded_head: the classifier of a pretrained start and of a random one, built with one seed, are equal (so a
+    paired difference of the two measures the encoder); another seed draws another head."""
+    from bertlab.finetune import build_model
+    from bertlab.finetune_tasks import TASKS
+    from bertlab.shipped import course_model_dir
+
+    tokenizer, task = load_tokenizer(), TASKS["sentiment"]
+    heads = {}
+    for init, seed in (("pretrained", 3), ("random", 3), ("random", 4)):
+        config = FinetuneConfig(task="sentiment", init=init, checkpoint=str(course_model_dir()), seed=seed)
+        with pytest.warns(UserWarning) if init == "pretrained" else contextlib.nullcontext():
+            model = build_model(config, task, 2, course_model_dir(), tokenizer)
+        heads[init, seed] = model.classifier.weight.detach().clone()
+    assert torch.equal(heads["pretrained", 3], heads["random", 3])
+    assert not torch.equal(heads["random", 3], heads["random", 4])
+    assert heads["random", 3].std().item() == pytest.approx(0.02, rel=0.2)
 
 
 def test_stacking_copies_each_trained_layer_into_the_deeper_model(tmp_path):

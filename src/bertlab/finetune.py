@@ -59,7 +59,9 @@ class FinetuneConfig(TrainArgs):
     pooling: str | None = option(None, "sentence tasks: classify the [CLS] vector (cls) or the mean of the token "
                                  "vectors (mean); default: what the checkpoint's config says (cls)",
                                  choices=("cls", "mean"))
-    keep_best: bool = option(False, "early stopping: end with the weights of the best validation score, not the last")
+    keep_best: bool = option(False, "end with the weights of the best validation score, not the last")
+    patience: int | None = option(None, "early stopping: end the run once this many evaluations in a row have not "
+                                  "beaten the best validation score (needs keep_best)", metavar="N")
 
     def validate(self) -> None:
         super().validate()
@@ -74,6 +76,9 @@ class FinetuneConfig(TrainArgs):
             raise ValueError(f"test_batches must be >= 1 or None, got {self.test_batches}.")
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ValueError(f"max_train_examples must be >= 1, got {self.max_train_examples}.")
+        if self.patience is not None and (self.patience < 1 or not self.keep_best or not self.eval_every):
+            raise ValueError(f"patience must be >= 1, with keep_best and eval_every > 0 (got patience={self.patience}, "
+                             f"keep_best={self.keep_best}, eval_every={self.eval_every}).")
 
 
 def finetune_tokenizer(config: FinetuneConfig, checkpoint: Path | None) -> Any:
@@ -94,13 +99,34 @@ def build_model(config: FinetuneConfig, task: FinetuneTask, num_labels: int, che
     set_seed(config.seed)
     pooling = {"classifier_pooling": config.pooling} if config.pooling else {}
     if config.init == "pretrained":
-        return task.model_class.from_pretrained(checkpoint, num_labels=num_labels, **pooling)
-    if checkpoint is not None:
-        bert_config = dataclasses.replace(stored or read_config(checkpoint), num_labels=num_labels, **pooling)
+        model = task.model_class.from_pretrained(checkpoint, num_labels=num_labels, **pooling)
     else:
-        bert_config = BertConfig.from_preset(config.preset, vocab_size=len(tokenizer), num_labels=num_labels,
-                                             pad_token_id=tokenizer.pad_token_id, **pooling)
-    return task.model_class(bert_config)
+        if checkpoint is not None:
+            bert_config = dataclasses.replace(stored or read_config(checkpoint), num_labels=num_labels, **pooling)
+        else:
+            bert_config = BertConfig.from_preset(config.preset, vocab_size=len(tokenizer), num_labels=num_labels,
+                                                 pad_token_id=tokenizer.pad_token_id, **pooling)
+        model = task.model_class(bert_config)
+    seeded_head(model, config.seed)
+    return model
+
+
+@torch.no_grad()
+def seeded_head(model: nn.Module, seed: int) -> None:
+    """Draw the task head's weights (BERT's N(0, initializer_range), zero biases) from ``seed`` alone.
+
+    The head is new in every start, but how much of the random stream the encoder used first differs between a
+    pretrained start and a random one. Drawn apart, a run from each start with one seed begins with the same
+    head, so a paired difference between them measures the encoder alone.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    std = model.config.initializer_range
+    for name, parameter in model.named_parameters():
+        if name.startswith(model.head_prefixes):
+            if name.endswith("bias"):
+                parameter.zero_()
+            else:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
 
 
 def check_fit(model: nn.Module, tokenizer: Any, max_length: int) -> None:
@@ -135,13 +161,13 @@ def finetune(config: FinetuneConfig) -> TrainResult:
               "validation": config.eval_batches and config.eval_batches * config.batch_size}
     limits["test"] = config.test_batches * config.batch_size if config.test_batches else limits["validation"]
     seeds = {"train": config.seed, "validation": 0, "test": 0}  # evaluation subsets: the same for every run
-    splits = {name: _sample(data[name], limits[name], seeds[name]) for name in ("train", "validation", "test")}
+    splits = {name: sample_rows(data[name], limits[name], seeds[name]) for name in ("train", "validation", "test")}
     features = {name: task.encode(rows, tokenizer, config.max_length) for name, rows in splits.items()}
     train = splits["train"]
     model = build_model(config, task, task.num_labels(train), checkpoint, tokenizer, stored)
     check_fit(model, tokenizer, config.max_length)
     evaluate = partial(evaluate_task, config=config, task=task, pad_id=tokenizer.pad_token_id, device=device)
-    best = BestWeights(task.score_name) if config.keep_best else None
+    best = BestWeights(task.score_name, config.patience) if config.keep_best else None
     validate = partial(evaluate, features=features["validation"])
     trainer = Trainer(
         model, config, features["train"], partial(pad_batch, pad_token_id=tokenizer.pad_token_id),
@@ -149,13 +175,16 @@ def finetune(config: FinetuneConfig) -> TrainResult:
         evaluate=validate if best is None else best.watch(validate, step=lambda: trainer.step),
         save_extra=partial(save_tokenizer, tokenizer),
         desc=f"finetune {config.task} ({config.init})",
+        stop=best.exhausted if best is not None else None,
     )
     result = trainer.train()
     result.tokenizer = tokenizer
+    stopped_early = best is not None and best.exhausted()
     if best is not None and best.state is not None:
         best.restore(result.model)
-        result.metrics = {**result.metrics, "best_eval_step": best.step, f"best_eval_{task.score_name}": best.score}
-    if result.step == config.max_steps:
+        result.metrics = {**result.metrics, "best_eval_step": best.step, f"best_eval_{task.score_name}": best.score,
+                          "stopped_early": stopped_early}
+    if result.step == config.max_steps or stopped_early:
         test = final_test_metrics(result, evaluate, features["test"], info)
         result.metrics = {**result.metrics, **test}
         if info.is_main:
@@ -164,32 +193,39 @@ def finetune(config: FinetuneConfig) -> TrainResult:
 
 
 class BestWeights:
-    """Early stopping without stopping: remembers the weights of the best validation score seen so far.
+    """Remembers the weights of the best validation score seen so far, and says when to stop early.
 
     ``watch(evaluate, step)`` wraps the evaluation the trainer calls (``step()`` says at which step); after
-    training, ``restore(model)`` loads the best weights back.
+    training, ``restore(model)`` loads the best weights back. With ``patience``, ``exhausted()`` turns true once
+    that many evaluations in a row have not beaten the best score.
     """
 
-    def __init__(self, score_name: str):
-        self.score_name = score_name
+    def __init__(self, score_name: str, patience: int | None = None):
+        self.score_name, self.patience = score_name, patience
         self.score = float("-inf")
         self.state: dict[str, torch.Tensor] | None = None
         self.step = 0
+        self.since_best = 0  # evaluations since the best one
 
     def watch(self, evaluate: Any, step: Any) -> Any:
         def evaluate_and_remember(model: nn.Module) -> dict[str, float]:
             metrics = evaluate(model)
             if metrics[self.score_name] > self.score:
-                self.score, self.step = metrics[self.score_name], step()
+                self.score, self.step, self.since_best = metrics[self.score_name], step(), 0
                 self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                self.since_best += 1
             return metrics
         return evaluate_and_remember
+
+    def exhausted(self) -> bool:
+        return self.patience is not None and self.since_best >= self.patience
 
     def restore(self, model: nn.Module) -> None:
         model.load_state_dict(self.state)
 
 
-def _sample(rows: Any, n: int | None, seed: int) -> Any:
+def sample_rows(rows: Any, n: int | None, seed: int) -> Any:
     """A seeded random subset of n rows (not the first n: a split may be sorted, e.g. by label), or all rows."""
     if n is None or n >= len(rows):
         return rows

@@ -1,20 +1,23 @@
-"""Low-label learning curves: test accuracy against the number of labelled examples, from pretrained weights,
-from random weights of the same architecture, and for a classical method that needs no BERT.
+"""Low-label learning curves: test accuracy against the number of labelled examples N, from pretrained weights,
+from random weights of the same architecture, with each start's encoder frozen (linear probes), and for a
+counting method that needs no BERT.
 
     python -m bertlab.learning_curves --jobs 2      # every task, start and size -> results/learning_curves.json
     python -m bertlab.learning_curves --quick       # a small version of the same, for tests (about a minute)
-    python -m bertlab.learning_curves --sweep       # the gap at a few N against pretraining compute
     python -m bertlab.learning_curves --transfer runs/experiments/minilm/checkpoint-1000   # MiniLM adapted to Chinese
 
-The lecture's claim is that a pretrained model needs few labels. Each point of a curve is measured the same
-way for every start, so that the gap between the curves is what pretraining bought:
+One protocol for every start, so that the gap between the curves is what pretraining bought (`describe` writes
+it out from a stored plan, for the book):
 
-1. N training examples are drawn at random (the draw depends on the seed, not on the start).
-2. The learning rate is chosen for each (task, start) on the validation split, from LEARNING_RATES, with
-   seed 0 at N = `Plan.select_at`; every size and seed then uses the chosen rate. The test split is never
-   used to choose anything.
-3. Each run trains for a budget that grows with N (`budget`) and ends with the weights of its best
-   validation score (early stopping, `FinetuneConfig.keep_best`).
+1. N training examples are drawn at random; the draw depends on the seed, not on the start, and so does the new
+   task head (`bertlab.finetune.seeded_head`): runs of one seed differ only in the encoder.
+2. Each run trains for at most `Plan.max_passes` passes over its N examples (at least `Plan.min_steps` steps),
+   is evaluated on the validation split about once a pass, stops early once `Plan.patience` evaluations in a
+   row have not beaten its best, and ends with the weights of its best evaluation.
+3. The learning rate is chosen per task and start on the validation split, from LEARNING_RATES, at the smallest
+   and at the largest N; every other N uses the rate chosen at the nearer of the two (in log N). The test
+   split chooses nothing.
+4. The counting baselines choose their regularisation on the same validation split; the probes theirs too.
 
 Every finished run is appended to ``<runs-dir>/runs.jsonl``, so an interrupted experiment resumes where it
 stopped when started again with the same arguments.
@@ -27,11 +30,12 @@ import json
 import math
 import multiprocessing
 import shlex
+import statistics
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,16 +47,11 @@ from .finetuned_models import RECIPES
 from .shipped import course_model_dir
 
 RESULTS_NAME = "learning_curves"
-SWEEP_NAME = "pretraining_compute"
-SWEEP_SIZES = (300, 1000)
 TRANSFER_NAME = "transfer_curves"
-TRANSFER_SIZES = (300,)
 CURVE_TASKS = ("sentiment", "pos", "pair")  # not finetune_tasks.TASKS (every task, by name)
-SIZES = (100, 300, 1000, 3000, None)  # None: the whole training split
-SEEDS = (0, 1, 2)
+SIZES = (100, 300, 1000, 3000)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3)
 STARTS = ("course", "random")  # the course model, and its architecture from random weights
-SWEEP_TASKS = ("sentiment", "pos")
 MAX_LENGTH = {"sentiment": 64, "pos": 64, "pair": 128}
 BATCH_SIZE = 32
 VALIDATION_EXAMPLES = 256  # a fixed subset of the validation split, the same for every run
@@ -64,19 +63,21 @@ class Plan:
     """What to run; `quick()` is a small version of the full plan for tests."""
 
     tasks: tuple[str, ...] = CURVE_TASKS
-    sizes: tuple[int | None, ...] = SIZES
-    seeds: tuple[int, ...] = SEEDS
-    learning_rates: tuple[float, ...] = LEARNING_RATES
+    sizes: tuple[int, ...] = SIZES
     starts: tuple[str, ...] = STARTS
-    select_at: int = 1000  # the size at which each start's learning rate is chosen
-    epochs: float = 10.0  # passes over the N examples, within the step limits below
-    # At 60 steps, every course-model POS run at N <= 300 had its best validation score at its last step: the
-    # budget ended the runs while they still improved. 250 steps with early stopping lets them peak.
-    min_steps: int = 250
-    max_steps: int = 300
-    evaluations: int = 8  # validation scores per run, for early stopping
+    few_labels: int = 300  # up to this N a point has seeds_few seeds, above it seeds_many
+    seeds_few: tuple[int, ...] = (0, 1, 2, 3, 4)
+    seeds_many: tuple[int, ...] = (0, 1, 2)
+    learning_rates: tuple[float, ...] = LEARNING_RATES
+    selection_seeds_few: tuple[int, ...] = (0, 1)  # the rate's validation score: the mean over these seeds
+    selection_seeds_many: tuple[int, ...] = (0,)
+    max_passes: float = 20.0
+    min_steps: int = 100
+    min_eval_steps: int = 10  # evaluate every pass, but not more often than every this many steps
+    patience: int = 3
     validation_examples: int = VALIDATION_EXAMPLES
     test_examples: int = TEST_EXAMPLES
+    probes: bool = True
     # sentence pairs are classified from the mean of the tokens, as in the shipped pair model's recipe: the [CLS]
     # vector of a model pretrained with SOP carries sentence order, not "next sentence?"
     pooling: dict[str, str] = field(default_factory=lambda: {"pair": RECIPES["pair"]["pooling"]})
@@ -88,19 +89,36 @@ class Plan:
         """all-MiniLM-L6-v2 with Chinese embeddings (`python -m bertlab.experiments minilm`) and its architecture
         from random weights, on sentiment at N = 300 only: a step of this 6-layer, 384-wide model costs about
         ten of the course model's on a CPU, and 300 examples is the low-label end where pretraining matters."""
-        return cls(tasks=("sentiment",), sizes=TRANSFER_SIZES, starts=("minilm", "minilm-random"),
-                   select_at=TRANSFER_SIZES[0], checkpoints={"minilm": checkpoint})
+        return cls(tasks=("sentiment",), sizes=(300,), starts=("minilm", "minilm-random"),
+                   checkpoints={"minilm": checkpoint})
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(tasks=("sentiment",), sizes=(32, 64), seeds=(0, 1), learning_rates=(3e-4, 1e-3), select_at=32,
-                   min_steps=4, max_steps=4, evaluations=2, validation_examples=32, test_examples=64)
+        return cls(tasks=("sentiment",), sizes=(32, 64), few_labels=32, seeds_few=(0, 1), seeds_many=(0,),
+                   learning_rates=(3e-4, 1e-3), selection_seeds_few=(0,), max_passes=2, min_steps=4,
+                   min_eval_steps=2, patience=1, validation_examples=32, test_examples=64)
+
+    def seeds(self, n: int) -> tuple[int, ...]:
+        return self.seeds_few if n <= self.few_labels else self.seeds_many
+
+    def selection_seeds(self, n: int) -> tuple[int, ...]:
+        return self.selection_seeds_few if n <= self.few_labels else self.selection_seeds_many
 
     def budget(self, n: int) -> tuple[int, int]:
-        """(steps, evaluate every) for N training examples: `epochs` passes, clipped to [min_steps, max_steps],
-        with `evaluations` validation scores on the way."""
-        steps = min(self.max_steps, max(self.min_steps, math.ceil(self.epochs * n / BATCH_SIZE)))
-        return steps, max(1, steps // self.evaluations)
+        """(most steps, evaluate every) for N training examples: `max_passes` passes (at least `min_steps`),
+        an evaluation about every pass."""
+        per_pass = math.ceil(n / BATCH_SIZE)
+        return max(self.min_steps, math.ceil(self.max_passes * per_pass)), max(self.min_eval_steps, per_pass)
+
+
+def selection_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
+    """The N at which learning rates are chosen: the smallest and the largest."""
+    return tuple(sorted({min(sizes), max(sizes)}))
+
+
+def governing_size(n: int, sizes: Sequence[int]) -> int:
+    """The selection size whose chosen rate N uses: the nearer one in log N (the smaller on a tie)."""
+    return min(selection_sizes(sizes), key=lambda s: (abs(math.log(n / s)), s))
 
 
 def training_size(task: str) -> int:
@@ -109,7 +127,7 @@ def training_size(task: str) -> int:
     return len(FINETUNE_TASKS[task].load()["train"])
 
 
-# ---- one run ----------------------------------------------------------------------------------------------------
+# ---- one run of each kind ---------------------------------------------------------------------------------------
 def start_weights(plan: Plan, start: str) -> tuple[str, str]:
     """(checkpoint, init) of a start: a name in ``plan.checkpoints`` is that model's weights; "random" is the
     course model's architecture with random weights, and "<name>-random" that of checkpoint <name>."""
@@ -131,74 +149,73 @@ def finetune_point(plan: Plan, task: str, start: str, n: int, seed: int, learnin
         config = FinetuneConfig(
             task=task, init=init, checkpoint=checkpoint, output_dir=tmp,
             max_train_examples=n, seed=seed, learning_rate=learning_rate, max_steps=steps, eval_every=eval_every,
-            keep_best=True, batch_size=BATCH_SIZE, max_length=MAX_LENGTH[task], pooling=plan.pooling.get(task),
-            save_total_limit=1, progress=False,
+            keep_best=True, patience=plan.patience, batch_size=BATCH_SIZE, max_length=MAX_LENGTH[task],
+            pooling=plan.pooling.get(task), save_total_limit=1, progress=False,
             eval_batches=max(1, plan.validation_examples // BATCH_SIZE),
             test_batches=max(1, plan.test_examples // BATCH_SIZE))
         result = finetune(config)
-    return {"task": task, "start": start, "n": n, "seed": seed, "learning_rate": learning_rate,
+    return {"kind": "finetune", "task": task, "start": start, "n": n, "seed": seed, "learning_rate": learning_rate,
             "validation": result.metrics["best_eval_accuracy"], "best_step": result.metrics["best_eval_step"],
-            "test": result.metrics["test_accuracy"], "steps": steps, "seconds": round(result.seconds, 1)}
+            "test": result.metrics["test_accuracy"], "steps": result.step, "max_steps": steps,
+            "eval_every": eval_every, "stopped_early": result.metrics["stopped_early"],
+            "seconds": round(result.seconds, 1)}
 
 
-# ---- classical baselines ------------------------------------------------------------------------------------------
-def baseline_point(plan: Plan, task: str, n: int, seed: int) -> dict[str, Any]:
-    """The classical method's test accuracy on the same N examples (same draw) and the same test subset."""
-    from .finetune import _sample
+def _splits(plan: Plan, task: str, n: int, seed: int) -> dict[str, Any]:
+    """The rows a fine-tuning run of (N, seed) sees: its N training examples and the shared evaluation subsets."""
+    from .finetune import sample_rows
     from .finetune_tasks import TASKS as FINETUNE_TASKS
 
     data = FINETUNE_TASKS[task].load()
-    train = _sample(data["train"], n, seed)
-    test = _sample(data["test"], max(1, plan.test_examples // BATCH_SIZE) * BATCH_SIZE, 0)  # finetune's subset
-    from .experiments import logistic_regression_baseline  # bag of characters + logistic regression
-
-    method = {"sentiment": logistic_regression_baseline, "pair": shared_characters, "pos": tag_lookup}[task]
-    return {"task": task, "n": n, "seed": seed, "test": method(train, test)}
+    evaluation = {"validation": plan.validation_examples, "test": plan.test_examples}
+    return {"train": sample_rows(data["train"], n, seed),
+            **{name: sample_rows(data[name], max(1, size // BATCH_SIZE) * BATCH_SIZE, 0)
+               for name, size in evaluation.items()}}
 
 
-def shared_characters(train: Any, test: Any) -> float:
-    """Sentence pairs: logistic regression on which characters the two sentences share, and how many."""
-    import numpy as np
-    from scipy.sparse import csr_matrix, hstack
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
+def baseline_point(plan: Plan, task: str, n: int, seed: int) -> dict[str, Any]:
+    """The counting method on the same N examples (same draw), tuned on the same validation subset."""
+    from .counting_baselines import tuned_baseline
 
-    vectorizer = CountVectorizer(analyzer="char", lowercase=False, binary=True)
-    vectorizer.fit(list(train["text_a"]) + list(train["text_b"]))
-
-    def features(rows: Any) -> Any:
-        shared = vectorizer.transform(rows["text_a"]).multiply(vectorizer.transform(rows["text_b"]))
-        overlap = np.asarray(shared.sum(axis=1), dtype=float)
-        sizes = np.array([[len(set(a) | set(b))] for a, b in zip(rows["text_a"], rows["text_b"], strict=True)])
-        return hstack([shared, csr_matrix(overlap / np.maximum(sizes, 1))]).tocsr()
-
-    classifier = LogisticRegression(max_iter=2000).fit(features(train), train["label"])
-    return float(classifier.score(features(test), test["label"]))
+    return {"kind": "baseline", "task": task, "n": n, "seed": seed, **tuned_baseline(task, **_splits(plan, task, n,
+                                                                                                    seed))}
 
 
-def tag_lookup(train: Any, test: Any) -> float:
-    """Part of speech: each character gets the tag it has most often in the training sentences (unseen characters
-    the most frequent tag overall); token accuracy."""
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for text, labels in zip(train["text"], train["char_labels"], strict=True):
-        for char, label in zip(text, labels, strict=True):
-            counts[char][label] += 1
-    overall = Counter(label for labels in train["char_labels"] for label in labels).most_common(1)[0][0]
-    hits = total = 0
-    for text, labels in zip(test["text"], test["char_labels"], strict=True):
-        for char, label in zip(text, labels, strict=True):
-            guess = counts[char].most_common(1)[0][0] if char in counts else overall
-            hits, total = hits + (guess == label), total + 1
-    return hits / total
+def probe_point(plan: Plan, task: str, start: str, n: int, seed: int) -> dict[str, Any]:
+    """A linear probe of the start's frozen encoder (random weights: drawn from the seed) on the same rows."""
+    from .checkpoint import read_config, resolve_checkpoint_dir
+    from .finetune_tasks import TASKS as FINETUNE_TASKS
+    from .model import BertModel
+    from .probes import frozen_features, probe_scores
+    from .tokenizer import load_checkpoint_tokenizer
+    from .trainer import set_seed
+
+    name, init = start_weights(plan, start)
+    checkpoint = resolve_checkpoint_dir(name)
+    set_seed(seed)
+    if init == "pretrained":
+        encoder = BertModel.from_pretrained(checkpoint)
+    else:
+        encoder = BertModel(read_config(checkpoint))
+    tokenizer = load_checkpoint_tokenizer(checkpoint)
+    encode = FINETUNE_TASKS[task].encode
+    vectors = {name: frozen_features(encoder, encode(rows, tokenizer, MAX_LENGTH[task]), task,
+                                     tokenizer.pad_token_id) for name, rows in _splits(plan, task, n, seed).items()}
+    return {"kind": "probe", "task": task, "start": start, "n": n, "seed": seed, **probe_scores(**vectors)}
 
 
 # ---- the whole experiment ------------------------------------------------------------------------------------------
 def _key(run: dict[str, Any]) -> tuple:
-    return run["task"], run["start"], run["n"], run["seed"], run["learning_rate"]
+    return run.get("kind", "finetune"), run["task"], run.get("start"), run["n"], run["seed"], run.get("learning_rate")
+
+
+RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {"finetune": finetune_point, "probe": probe_point,
+                                                      "baseline": baseline_point}
 
 
 def run_plan(plan: Plan, runs_dir: Path, jobs: int = 1) -> dict[str, Any]:
-    """Every run of the plan (resuming from runs_dir/runs.jsonl), then the chosen learning rates and baselines."""
+    """Every run of the plan (resuming from runs_dir/runs.jsonl): the learning-rate grid, the chosen points,
+    the probes and the baselines."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     log = runs_dir / "runs.jsonl"
     done = {}
@@ -206,113 +223,120 @@ def run_plan(plan: Plan, runs_dir: Path, jobs: int = 1) -> dict[str, Any]:
         for line in log.read_text().splitlines():
             run = json.loads(line)
             done[_key(run)] = run
-    sizes = {task: [training_size(task) if n is None else n for n in plan.sizes] for task in plan.tasks}
-    cells = [(task, start, n) for task in plan.tasks for start in plan.starts for n in sizes[task]]
 
-    def run_all(todo: list[tuple]) -> None:
-        todo = [args for args in todo if args not in done]
+    def run_all(todo: list[tuple]) -> None:  # (kind, task, start, n, seed, rate), as _key
+        todo = [key for key in dict.fromkeys(todo) if key not in done]
         if not todo:
             return
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            futures = [pool.submit(finetune_point, plan, *args) for args in todo]
+            futures = [pool.submit(RUNNERS[kind], plan, task, *([start] if start else []), n, seed,
+                                   *([rate] if rate else [])) for kind, task, start, n, seed, rate in todo]
             for future in futures:
                 run = future.result()
                 done[_key(run)] = run
                 with log.open("a") as f:
                     f.write(json.dumps(run) + "\n")
 
-    first, pairs = plan.seeds[0], [(task, start) for task in plan.tasks for start in plan.starts]
+    sizes = {task: sorted({min(n, training_size(task)) for n in plan.sizes}) for task in plan.tasks}
+    pairs = [(task, start) for task in plan.tasks for start in plan.starts]
     free = [(task, start) for task, start in pairs if f"{task}/{start}" not in plan.fixed_rates]
-    grid = [(task, start, plan.select_at, first, lr) for task, start in free for lr in plan.learning_rates]
+    grid = [("finetune", task, start, s, seed, lr) for task, start in free for s in selection_sizes(sizes[task])
+            for lr in plan.learning_rates for seed in plan.selection_seeds(s)]
     run_all(grid)
-    # the best validation score wins; a tie goes to the smaller rate (the first of LEARNING_RATES)
-    chosen = {(task, start): max((done[(task, start, plan.select_at, first, lr)] for lr in plan.learning_rates),
-                                 key=lambda r: r["validation"])["learning_rate"] for task, start in free}
-    chosen |= {(task, start): plan.fixed_rates[f"{task}/{start}"] for task, start in pairs if (task, start) not in free}
-    wanted = [(task, start, n, seed, chosen[(task, start)]) for task, start, n in cells for seed in plan.seeds]
-    run_all(wanted)
-    baselines = [baseline_point(plan, task, n, seed) for task in plan.tasks for n in sizes[task] for seed in plan.seeds]
+    rates = []
+    for task, start in pairs:
+        for s in selection_sizes(sizes[task]):
+            fixed = plan.fixed_rates.get(f"{task}/{start}")
+            if fixed is None:  # the best mean validation score wins; a tie goes to the smaller rate
+                score = {lr: statistics.mean(done[("finetune", task, start, s, seed, lr)]["validation"]
+                                             for seed in plan.selection_seeds(s)) for lr in plan.learning_rates}
+                fixed = max(plan.learning_rates, key=lambda lr: (score[lr], -lr))
+            rates.append({"task": task, "start": start, "chosen_at": s, "learning_rate": fixed})
+    chosen = {(r["task"], r["start"], r["chosen_at"]): r["learning_rate"] for r in rates}
+    points = [("finetune", task, start, n, seed, chosen[(task, start, governing_size(n, sizes[task]))])
+              for task, start in pairs for n in sizes[task] for seed in plan.seeds(n)]
+    probes = [("probe", task, start, n, seed, None) for task, start in pairs if plan.probes for n in sizes[task]
+              for seed in plan.seeds(n)]
+    baselines = [("baseline", task, None, n, seed, None) for task in plan.tasks for n in sizes[task]
+                 for seed in plan.seeds(n)]
+    run_all(points + probes + baselines)
     stored_plan = {k: v for k, v in asdict(plan).items() if k != "checkpoints"} | {"sizes": sizes}  # no local paths
-    return {"plan": stored_plan, "points": [done[key] for key in wanted], "baselines": baselines,
-            "grid": [done[key] for key in grid]}
+    return {"plan": stored_plan, "rates": rates, "grid": [done[k] for k in grid], "points": [done[k] for k in points],
+            "probes": [done[k] for k in probes], "baselines": [done[k] for k in baselines]}
 
 
+# ---- what the runs say ---------------------------------------------------------------------------------------------
 def summarize(results: dict[str, Any]) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
-    """{task: {start or "baseline": {N: {"mean", "min", "max"}}}} of the test accuracies over seeds."""
+    """{task: {start, "probe <start>" or "baseline": {N: {"mean", "std", "min", "max", "seeds"}}}} of the test
+    accuracies over seeds (std: the sample standard deviation, 0 for one seed)."""
     table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for run in results["points"]:
         table[run["task"]][run["start"]][run["n"]].append(run["test"])
+    for run in results.get("probes", []):
+        table[run["task"]][f"probe {run['start']}"][run["n"]].append(run["test"])
     for run in results["baselines"]:
         table[run["task"]]["baseline"][run["n"]].append(run["test"])
-    return {task: {start: {n: {"mean": sum(v) / len(v), "min": min(v), "max": max(v)} for n, v in sorted(by_n.items())}
-                   for start, by_n in starts.items()} for task, starts in table.items()}
+    return {task: {start: {n: _describe(v) for n, v in sorted(by_n.items())} for start, by_n in starts.items()}
+            for task, starts in table.items()}
 
 
-# ---- the gap against pretraining compute ---------------------------------------------------------------------------
-def stacked_stage1(directory: Path) -> Path:
-    """The course model's starting point: the shipped 2-layer stage-1 model stacked to the course architecture,
-    before any stage-2 step (config and tokenizer from the course model)."""
-    import shutil
-
-    from .checkpoint import SAFETENSORS_NAME, read_config, read_state_dict, write_weights
-    from .pretrain import stacked_state
-    from .shipped import STAGE1, TRAINING_NAME
-
-    course = course_model_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    for path in course.iterdir():
-        if path.is_file() and path.suffix in (".json", ".txt") and path.name != TRAINING_NAME:
-            shutil.copy2(path, directory / path.name)
-    layers = read_config(course).num_hidden_layers
-    state = {k: v.clone() for k, v in stacked_state(read_state_dict(STAGE1), layers).items()}  # no shared tensors
-    write_weights(state, directory / SAFETENSORS_NAME, torch.float32)
-    return directory
+def _describe(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "seeds": len(values)}
 
 
-def pretraining_compute(steps: int) -> dict[str, float]:
-    """Pretraining compute of the course model ``steps`` steps after stage 1 (stages 2 and 3 share their batch
-    size and sequence length), in millions of token-layers (tokens seen in training times encoder layers: the
-    part of the cost that grows with depth), and as a fraction of the shipped model's."""
-    from .checkpoint import read_config
-    from .experiments import COURSE, STAGE3
-    from .shipped import STAGE1, load_training
+def paired_differences(results: dict[str, Any], first: str = "course", second: str = "random",
+                       kind: str = "points") -> dict[str, dict[int, dict[str, float]]]:
+    """{task: {N: {"mean", "low", "high", "seeds"}}}: the test accuracy of ``first`` minus that of ``second``,
+    seed by seed (same examples, same head), its mean and 95% confidence interval (Student's t)."""
+    from scipy import stats
 
-    stage1 = load_training(STAGE1)["args"]
-    layers1 = read_config(STAGE1).num_hidden_layers
-    layers = read_config(course_model_dir()).num_hidden_layers
-    first = stage1["max_steps"] * stage1["batch_size"] * stage1["max_length"] * layers1 / 1e6
-    per_step = COURSE["batch_size"] * COURSE["max_length"] * layers / 1e6
-    shipped = first + (COURSE["max_steps"] + STAGE3["max_steps"]) * per_step
-    return {"steps_after_stage1": steps, "token_layers_millions": round(first + steps * per_step, 1),
-            "fraction": round((first + steps * per_step) / shipped, 3)}
+    scores = defaultdict(dict)
+    for run in results[kind]:
+        scores[(run["task"], run["n"], run["seed"])][run["start"]] = run["test"]
+    by_cell: dict = defaultdict(lambda: defaultdict(list))
+    for (task, n, _), pair in sorted(scores.items()):
+        if first in pair and second in pair:
+            by_cell[task][n].append(pair[first] - pair[second])
+    out: dict = {}
+    for task, by_n in by_cell.items():
+        for n, diffs in sorted(by_n.items()):
+            mean = statistics.mean(diffs)
+            half = (stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+                    if len(diffs) > 1 else math.inf)
+            out.setdefault(task, {})[n] = {"mean": mean, "low": mean - half, "high": mean + half, "seeds": len(diffs)}
+    return out
 
 
-def run_sweep(runs_dir: Path, extra: dict[str, tuple[str, int]], jobs: int = 1) -> dict[str, Any]:
-    """The learning curves' protocol at N in SWEEP_SIZES for checkpoints along the course model's pretraining:
-    before stage 2, any ``extra`` {name: (directory, steps after stage 1)}, the end of stage 2, and the shipped
-    model. Each uses the learning rate chosen for the course model in the learning curves (per task), and the
-    random-weights runs are the curves' own (same rate, same seeds)."""
-    from .experiments import COURSE, STAGE3, cross_evaluate
-    from .shipped import STAGE2, load_results
+def capped_while_rising(run: dict[str, Any], patience: int) -> bool:
+    """A run that reached its step limit without stopping early, its best score among its last `patience`
+    evaluations: it may still have been improving."""
+    return not run["stopped_early"] and run["best_step"] > run["max_steps"] - patience * run["eval_every"]
 
-    curves = load_results(RESULTS_NAME)
-    rates = {(r["task"], r["start"]): r["learning_rate"] for r in curves["points"] if r["task"] in SWEEP_TASKS}
-    checkpoints = {"stage2-0": (str(stacked_stage1(runs_dir / "stacked-stage1")), 0), **extra,
-                   "stage2": (str(STAGE2), COURSE["max_steps"]),
-                   "course": (str(course_model_dir()), COURSE["max_steps"] + STAGE3["max_steps"])}
-    checkpoints = dict(sorted(checkpoints.items(), key=lambda item: item[1][1]))  # by compute
-    fixed = {f"{task}/{name}": rates[(task, "course")] for task in SWEEP_TASKS for name in checkpoints}
-    fixed |= {f"{task}/random": rates[(task, "random")] for task in SWEEP_TASKS}
-    plan = Plan(tasks=SWEEP_TASKS, sizes=SWEEP_SIZES, learning_rates=(), starts=(*checkpoints, "random"),
-                select_at=max(SWEEP_SIZES), checkpoints={name: path for name, (path, _) in checkpoints.items()},
-                fixed_rates=fixed)
-    results = run_plan(plan, runs_dir, jobs)
-    mlm = cross_evaluate({name: path for name, (path, _) in checkpoints.items()})
-    results["checkpoints"] = {name: {**pretraining_compute(steps), "mlm_accuracy": mlm[name]["mlm_accuracy"],
-                                     "mlm_top5_accuracy": mlm[name]["mlm_top5_accuracy"]}
-                              for name, (_, steps) in checkpoints.items()}
-    return results
+
+def describe(stored_plan: dict[str, Any]) -> list[str]:
+    """The protocol of a stored plan, one sentence per rule, for the book."""
+    p = stored_plan
+    sizes = ", ".join(f"{task}: {', '.join(str(n) for n in ns)}" for task, ns in p["sizes"].items())
+    rates = ", ".join(f"{lr:g}" for lr in p["learning_rates"])
+    return [
+        f"Sizes N per task ({sizes}); {len(p['seeds_few'])} seeds up to N = {p['few_labels']}, "
+        f"{len(p['seeds_many'])} above. A seed draws the N examples and the new head, the same for every start.",
+        f"Each run trains for at most {p['max_passes']:g} passes over its N examples (at least {p['min_steps']} "
+        f"steps of {BATCH_SIZE}), is scored on {p['validation_examples']} validation examples about once a pass "
+        f"(at most every {p['min_eval_steps']} steps), stops early after {p['patience']} evaluations in a row "
+        "without a new best, and ends with the weights of its best evaluation.",
+        f"The learning rate is chosen per task and start from {{{rates}}} on validation, at the smallest and the "
+        f"largest N (the mean over {len(p['selection_seeds_few'])} seeds at the smallest, "
+        f"{len(p['selection_seeds_many'])} at the largest); every other N takes the rate chosen at the nearer "
+        "of the two in log N.",
+        f"Test accuracy on the same {p['test_examples']} test examples for every run; the test split chooses "
+        "nothing.",
+        "Linear probes: the start's encoder frozen, a logistic regression on the mean of the token vectors "
+        "(per token for part of speech), its regularisation chosen on validation; the counting baselines "
+        "choose theirs on validation too.",
+    ]
 
 
 def transfer_training(checkpoint: Path) -> dict[str, Any]:
@@ -329,6 +353,7 @@ def transfer_training(checkpoint: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .experiments import write_results
+    from .pretraining_compute import SWEEP_NAME, parse_sweep, run_sweep
 
     parser = argparse.ArgumentParser(prog="python -m bertlab.learning_curves", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning_curves"))
@@ -354,13 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan.checkpoints = {"course": args.checkpoint}
     start = time.perf_counter()
     if args.sweep is not None:
-        extra = {}
-        for item in args.sweep:
-            name, _, rest = item.partition("=")
-            directory, _, steps = rest.rpartition(":")
-            if not name or not directory or not steps.isdigit():
-                parser.error(f"--sweep takes NAME=DIR:STEPS, got {item!r}")
-            extra[name] = (directory, int(steps))
+        try:
+            extra = parse_sweep(args.sweep)
+        except ValueError as error:
+            parser.error(str(error))
         results = {"command": command, **run_sweep(args.runs_dir, extra, args.jobs)}
         print(json.dumps(results["checkpoints"], indent=1))
         print("wrote", write_results(SWEEP_NAME, results))

@@ -181,7 +181,8 @@ class Trainer:
     ``collate(rows) -> batch``; ``loss_fn(model, batch) -> {"loss": ..., other scalars to log}``;
     ``evaluate(model) -> {name: value}`` runs on the main process under ``torch.no_grad``;
     ``save_extra(directory)`` writes files next to the model (the tokenizer); ``generators`` are
-    the torch generators the collate function draws from, saved with the checkpoint.
+    the torch generators the collate function draws from, saved with the checkpoint; ``stop()``, asked after
+    each evaluation, ends training there when it says so (early stopping).
     """
 
     def __init__(
@@ -199,12 +200,13 @@ class Trainer:
         generators: dict[str, torch.Generator] | None = None,
         find_unused_parameters: bool = False,
         desc: str = "train",
+        stop: Callable[[], bool] | None = None,
     ):
         args.validate()
         self.model, self.args, self.rows, self.collate, self.loss_fn = model, args, train_rows, collate, loss_fn
         self.info, self.device, self.evaluate, self.save_extra = info, device, evaluate, save_extra
         self.generators = generators or {}
-        self.find_unused_parameters, self.desc = find_unused_parameters, desc
+        self.find_unused_parameters, self.desc, self.stop = find_unused_parameters, desc, stop
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.sums: dict[str, Any] = {}  # running sums of the losses since the last log entry
@@ -253,6 +255,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{means['train_loss']:.4f}", lr=f"{lr:.2e}")
             if (args.eval_every and self.step % args.eval_every == 0) or self.step == args.max_steps:
                 self.run_evaluation(bar)
+                if self.stop is not None and broadcast(self.stop(), self.info):  # early stopping
+                    stop = self.step
             if (args.save_every and self.step % args.save_every == 0) or self.step == stop:
                 self.save_checkpoint(optimizer, scheduler, order)
         bar.close()
