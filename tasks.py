@@ -4,6 +4,7 @@
     python3 tasks.py book    # install everything into .venv, then build the website into _build/html
     python3 tasks.py test    # install everything into .venv, lint, build the website, run the test suite
     python3 tasks.py setup   # only install (idempotent: a second run takes a second)
+    python3 tasks.py catalogs  # translators: update book/locales/zh_CN/LC_MESSAGES/*.po to the English text
 
 What is installed is bertlab with its extra "dev" (pyproject.toml: the website, the grader, the tests), at the
 exact versions of constraints.txt. It is recorded in .venv/.installed (a hash of those two files and the Python
@@ -48,6 +49,11 @@ ORT_WEB_VERSION = "1.30.0"
 ORT_WEB_INTEGRITY = "sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3jL02Vb7QmRMDs1SigqR4CXAfKYQ=="
 ORT_WEB_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 WEB_RUNTIME = VENV / f"onnxruntime-web-{ORT_WEB_VERSION}"  # the files above, once fetched
+# axe-core, the accessibility checker that tests/test_accessibility.py runs in Chromium on every page of every
+# edition of the website (WCAG 2.1 A and AA rules), from the npm registry like onnxruntime-web.
+AXE_VERSION = "4.14.1"
+AXE_INTEGRITY = "sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ=="
+AXE = VENV / f"axe-core-{AXE_VERSION}" / "axe.min.js"
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -70,6 +76,7 @@ def setup() -> None:
         print(f"creating {VENV}")
         venv.create(VENV, with_pip=True)
     fetch_web_runtime()
+    fetch_axe()
     if STAMP.exists() and STAMP.read_text() == fingerprint():
         print("set-up: .venv is up to date")
         return
@@ -92,25 +99,36 @@ def install_npm() -> bool:
     return False
 
 
-def fetch_web_runtime() -> bool:
-    """onnxruntime-web (pinned) from the npm registry into .venv/, once: the WebAssembly files the site needs."""
-    if all((WEB_RUNTIME / name).is_file() for name in ORT_WEB_FILES):
+def fetch_npm(package: str, version: str, integrity: str, members: list[str], target: Path) -> bool:
+    """Files of an npm package (pinned, checked against the registry's sha512) into ``target``, once."""
+    if all((target / Path(member).name).is_file() for member in members):
         return True
     if not install_npm():
         return False
     download = VENV / "npm-pack"
     download.mkdir(parents=True, exist_ok=True)
-    run("npm", "pack", f"onnxruntime-web@{ORT_WEB_VERSION}", "--pack-destination", download, "--silent")
-    archive = download / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+    run("npm", "pack", f"{package}@{version}", "--pack-destination", download, "--silent")
+    archive = download / f"{package}-{version}.tgz"
     digest = "sha512-" + base64.b64encode(hashlib.sha512(archive.read_bytes()).digest()).decode()
-    if digest != ORT_WEB_INTEGRITY:
-        sys.exit(f"{archive} does not match the pinned onnxruntime-web {ORT_WEB_VERSION} ({digest}).")
-    WEB_RUNTIME.mkdir(parents=True, exist_ok=True)
+    if digest != integrity:
+        sys.exit(f"{archive} does not match the pinned {package} {version} ({digest}).")
+    target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tgz:
-        for member in [f"package/dist/{name}" for name in ORT_WEB_FILES] + ["package/package.json"]:
-            (WEB_RUNTIME / Path(member).name).write_bytes(tgz.extractfile(member).read())
+        for member in members:
+            (target / Path(member).name).write_bytes(tgz.extractfile(member).read())
     shutil.rmtree(download)
     return True
+
+
+def fetch_web_runtime() -> bool:
+    """onnxruntime-web (pinned) from the npm registry into .venv/, once: the WebAssembly files the site needs."""
+    members = [f"package/dist/{name}" for name in ORT_WEB_FILES] + ["package/package.json"]
+    return fetch_npm("onnxruntime-web", ORT_WEB_VERSION, ORT_WEB_INTEGRITY, members, WEB_RUNTIME)
+
+
+def fetch_axe() -> bool:
+    """axe-core (pinned) from the npm registry into .venv/, once, for the accessibility test of the website."""
+    return fetch_npm("axe-core", AXE_VERSION, AXE_INTEGRITY, ["package/axe.min.js", "package/LICENSE"], AXE.parent)
 
 
 def install_browser() -> None:
@@ -145,17 +163,24 @@ def lint() -> None:
 
 
 def book_command(source: str | Path = ".") -> list[str]:
-    """The build command of the website whose _config.yml and _toc.yml are in ``source``.
+    """The build command of the website whose _config.yml and _toc.yml are in ``source``: every edition (English
+    at the root of _build/html, 简体中文 in zh-cn/, 繁體中文 in zh-tw/; book/_ext/course_build.py), each as
+    ``jupyter-book build --warningiserror --nitpick --keep-going`` would build it.
 
-    A Sphinx warning fails the build (--warningiserror; --keep-going reports all of them first) and
-    so does a cell that raises (execute: raise_on_error in _config.yml): tests/test_site.py checks both.
+    A Sphinx warning fails the build (--keep-going reports all of them first) and so does a cell that raises
+    (execute: raise_on_error in _config.yml): tests/test_site.py checks both.
     """
-    return [str(BIN / "jupyter-book"), "build", str(source), "--warningiserror", "--nitpick", "--keep-going"]
+    return [str(PY), str(Path(source) / "book" / "_ext" / "course_build.py"), "html", "--source", str(source)]
 
 
 def build_book() -> None:
-    """Execute every chapter (cached in _build/.jupyter_cache) and build the HTML into _build/html."""
-    run(*book_command(), env=OFFLINE)
+    """Execute every chapter (cached in _build/.jupyter_cache) and build every edition into _build/html."""
+    run(*book_command(ROOT), env=OFFLINE)
+
+
+def update_catalogs() -> None:
+    """The translators' step: the English text's messages, and book/locales/zh_CN's catalogs updated to them."""
+    run(PY, ROOT / "book" / "_ext" / "course_build.py", "catalogs", "--source", ROOT, env=OFFLINE)
 
 
 def test(extra: list[str]) -> None:
@@ -168,7 +193,7 @@ def test(extra: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in {"setup", "book", "test", "lint", "bench"}:
+    if not argv or argv[0] not in {"setup", "book", "test", "lint", "bench", "catalogs"}:
         print(__doc__)
         sys.exit(2)
     setup()
@@ -180,6 +205,8 @@ def main(argv: list[str]) -> None:
         test(extra)
     elif job == "lint":
         lint()
+    elif job == "catalogs":
+        update_catalogs()
     elif job == "bench":
         run(PY, "bench/train_step.py", *extra, env=OFFLINE)
 
