@@ -25,6 +25,35 @@ def test_autocast_is_fp32_on_cpu():
     assert out.last_hidden_state.dtype == torch.float32
 
 
+def test_cpu_bf16_is_opt_in_and_needs_the_instructions(monkeypatch):
+    x = torch.randn(4, 4)
+    for has, asked, expected in ((True, True, torch.bfloat16), (False, True, torch.float32),
+                                 (True, False, torch.float32)):
+        monkeypatch.setattr(bertlab.device, "cpu_has_bf16", lambda has=has: has)
+        with autocast("cpu", cpu_bf16=asked):
+            assert (x @ x).dtype == expected
+
+
+@pytest.mark.slow
+def test_pretraining_under_cpu_bf16_tracks_fp32(monkeypatch, tmp_path):
+    """A short pretraining run under CPU bf16 autocast (emulated where the CPU lacks the instructions: the
+    arithmetic is the same) follows the fp32 run's loss curve within noise, from the same weights and data."""
+    from bertlab.pretrain import PretrainConfig, pretrain
+
+    curves = {}
+    for bf16 in (False, True):
+        monkeypatch.setattr(bertlab.device, "cpu_has_bf16", lambda: True)
+        config = PretrainConfig(preset="tiny", task="sop", max_documents=40, max_steps=30, batch_size=16,
+                                max_length=64, learning_rate=1e-3, eval_every=15, eval_batches=4, log_every=5,
+                                cpu_bf16=bf16, output_dir=str(tmp_path / str(bf16)), progress=False, device="cpu")
+        history = pretrain(config).history
+        curves[bf16] = [h["train_mlm_loss"] for h in history if "train_mlm_loss" in h]
+        curves[bf16, "eval"] = [h["eval_mlm_loss"] for h in history if "eval_mlm_loss" in h]
+    assert curves[True][0] < 9.0 and curves[True][-1] < curves[True][0] - 1.0  # it learns
+    for fp32, bf16 in zip(curves[False] + curves[False, "eval"], curves[True] + curves[True, "eval"], strict=True):
+        assert bf16 == pytest.approx(fp32, rel=0.02)
+
+
 def test_compiled_model_matches_eager():
     torch.manual_seed(0)
     model = BertForPreTraining(BertConfig.from_preset("tiny", vocab_size=100)).eval()

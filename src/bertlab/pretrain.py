@@ -61,6 +61,8 @@ class PretrainConfig(TrainArgs):
                                        "head), as Artetxe et al. (2020) do; needs task='none'", metavar="DIR")
     max_documents: int | None = option(None, "use only the first N training articles (for quick runs)",
                                        metavar="N")
+    cpu_bf16: bool = option(True, "train under bf16 autocast on a CPU with bf16 arithmetic (AVX512-BF16 or AMX), "
+                            "where it is faster than fp32 (bench/cpu_autocast.py); fp32 on other CPUs")
 
     def validate(self) -> None:
         super().validate()

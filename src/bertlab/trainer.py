@@ -64,6 +64,8 @@ class TrainArgs:
                                      metavar="DIR|latest")
     stop_at_step: int | None = option(None, "end this session at this step (with a checkpoint), to resume later")
     overwrite_output_dir: bool = option(False, "delete checkpoints already in output_dir instead of refusing")
+    cpu_bf16: bool = option(False, "train under bf16 autocast on a CPU with bf16 arithmetic (AVX512-BF16 or AMX; "
+                            "fp32 on other CPUs); CUDA always trains in bf16")
 
     def validate(self) -> None:
         """Raise a ValueError naming any setting that cannot work."""
@@ -239,7 +241,7 @@ class Trainer:
         while self.step < stop:
             batch = move_to(self.collate([self.rows[i] for i in order.next_batch()]), device)
             lr = optimizer.param_groups[0]["lr"]
-            with autocast(device):
+            with autocast(device, cpu_bf16=args.cpu_bf16):
                 losses = self.loss_fn(model, batch)
             losses["loss"].backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm or float("inf"))
