@@ -127,20 +127,19 @@ def test_the_course_model_was_pretrained_past_the_plateau_of_character_frequenci
     assert course["metrics"]["eval_mlm_accuracy"] > sop["metrics"]["eval_mlm_accuracy"] + 0.1
 
 
-def test_finetune_results_cover_every_start_and_beat_chance_on_sentiment():
-    results = load_results("finetune")
+def test_the_pair_models_downstream_ran_the_curves_protocol_for_every_start():
+    """results/pair_downstream.json: every pair model, its longer twin and random weights, on each task, with a
+    point per seed at the rate chosen on validation, a probe of each start and a counting baseline."""
+    from bertlab.experiments import DOWNSTREAM_NAME, DOWNSTREAM_SIZE, pair_model_plan
+
+    results, plan = load_results(DOWNSTREAM_NAME), pair_model_plan()
     assert json.loads(json.dumps(results)) == results  # plain JSON
-    runs = results["runs"]
-    assert set(runs) == {"sentiment", "pair", "pos"}
-    longer = {f"{task}-longer" for task in PAIR_TASKS}
-    assert set(runs["sentiment"]) == {*PAIR_TASKS, *longer, "random"}
-    assert set(runs["pair"]) == {*PAIR_TASKS, *longer, "random"}
-    assert set(runs["pos"]) == {"sop", "random"}
-    for task in runs.values():
-        for run in task.values():
-            assert 0.0 <= run["test_accuracy"] <= 1.0 and run["history"][-1]["step"] == results["settings"]["max_steps"]
-    baselines = results["baselines"]["sentiment"]
-    assert 0.6 < baselines["logistic_regression"] < 1.0 and 0.6 < baselines["bayes"] < 1.0
+    cells = {(r["task"], r["start"], r["seed"]) for r in results["points"]}
+    assert cells == {(task, start, seed) for task in plan.tasks for start in plan.starts
+                     for seed in plan.seeds(DOWNSTREAM_SIZE)}
+    assert {(r["task"], r["start"]) for r in results["probes"]} == {(t, s) for t in plan.tasks for s in plan.starts}
+    assert all(r["stopped_early"] or r["steps"] == r["max_steps"] for r in results["points"])
+    assert all(0.0 <= r["test"] <= 1.0 for r in results["points"] + results["probes"] + results["baselines"])
 
 
 @pytest.mark.slow

