@@ -111,7 +111,10 @@ def predict_tokens(
         logits = head(hidden[selected], word_embeddings)  # (M, V)
         return logits, mlm_loss(logits, labels[selected])
     logits = head(hidden, word_embeddings)  # (B, T, V)
-    return logits, mlm_loss(logits, labels) if labels is not None else None
+    if labels is None:
+        return logits, None
+    selected = labels != IGNORE_INDEX  # the loss reads the masked rows only: log-softmax over M rows, not B x T
+    return logits, mlm_loss(logits[selected], labels[selected])
 
 
 def _check_class_labels(labels: torch.Tensor, num_classes: int, name: str) -> None:
