@@ -103,17 +103,18 @@ def test_fill_mask_demo_matches_bertlab(browser, demo_url, tokenizer):  # noqa: 
 
     model, _ = load_fill_mask_model(course_model_dir())
     page, problems = open_demos(browser, demo_url)
-    text = "中国永远是维护世界和[MASK]与稳定的重要[MASK]量。"  # China will always be ... for world pe[ace] ... fo[rce]
+    # "The children look forward to new cl[othes], good food, and playing to their hearts' con[tent]."
+    text = "孩子们则盼着穿新[MASK]，吃好的，玩个痛[MASK]。"
     result = run_demo(page, "fill-mask", text)
-    # Click a character to hide it: the first 国 ("country") of the sentence.
+    # Click a character to hide it: 子, the second of 孩子 ("child").
     box = page.locator('.course-demo[data-demo="fill-mask"]')
-    box.locator("button.course-demo-char", has_text="国").first.click()
-    page.wait_for_function("() => window.courseDemos.results['fill-mask'].text.startsWith('中[MASK]')")
+    box.locator("button.course-demo-char", has_text="子").first.click()
+    page.wait_for_function("() => window.courseDemos.results['fill-mask'].text.startsWith('孩[MASK]')")
     clicked = page.evaluate("() => window.courseDemos.results['fill-mask']")
     shown = box.locator(".course-demo-table tbody tr").count()
     page.close()
     assert not problems, problems
-    assert clicked["text"] == text.replace("国", "[MASK]", 1)
+    assert clicked["text"] == text.replace("子", "[MASK]", 1)
     assert shown == 5 * 3  # five rows for each of the three [MASK]
     for case in (result, clicked):
         expected = fill_mask(model, tokenizer, case["text"], top_k=5)
@@ -164,8 +165,9 @@ def bertlab_masking(result: dict, tokenizer, monkeypatch) -> tuple[list[int], li
 
 def test_masking_demo_matches_bertlab(browser, demo_url, tokenizer, monkeypatch):  # noqa: F811
     page, problems = open_demos(browser, demo_url)
-    # "Taiwan is an inseparable part of China's territory." (words separated by spaces for whole-word masking)
-    text = "台湾 是 中国 领土 不可分割 的 一 部分 。 中国 永远 是 维护 世界 和平 与 稳定 的 重要 力量 。"
+    # "The weather is fine today; let's go for a walk in the park together. The children look forward to new
+    # clothes, good food, and playing to their hearts' content." (words separated by spaces for whole words)
+    text = "今天 天气 很 好 ， 我们 一起 去 公园 散步 。 孩子们 盼着 穿 新衣 ， 吃 好 的 ， 玩 个 痛快 。"
     results = [run_demo(page, "masking", text, seed=seed, whole_word=whole)
                for seed in range(6) for whole in (False, True)]
     page.close()
@@ -212,7 +214,7 @@ def test_demo_tokens_are_drawn_in_the_course_font(browser, demo_url):  # noqa: F
     page, problems = open_demos(browser, demo_url)
     # Predictions can be any token of the vocabulary; 台湾大学: "National Taiwan University"
     run_demo(page, "fill-mask", "[MASK][MASK][MASK][MASK]台湾大学")
-    run_demo(page, "masking", "台湾 是 中国 领土 不可分割 的 一 部分 。", seed=1, whole_word=True)
+    run_demo(page, "masking", "今天 天气 很 好 ， 我们 一起 去 公园 散步 。", seed=1, whole_word=True)
     fonts = cjk_font_problems(page)
     page.close()
     assert not problems, problems

@@ -47,8 +47,9 @@ if str(HERE) not in sys.path:  # loaded by file path (tests, bench): its sibling
     sys.path.append(str(HERE))
 from course_editions import N_, course_strings_script, edition, edition_root, translate  # noqa: E402
 
-DEMOS = {"fill-mask": "台湾大[MASK]", "masking": "台湾 是 中国 领土 不可分割 的 一 部分 。",
-         "attention": "台湾大学"}  # default sentences: "National Taiwan University", "Taiwan is part of China."
+DEMOS = {"fill-mask": "台湾大[MASK]", "masking": "今天 天气 很 好 ， 我们 一起 去 公园 散步 。",
+         "attention": "台湾大学"}  # default sentences: "National Taiwan University" (the lecture's example), "The
+# weather is fine today; let's go for a walk in the park together." (words separated by spaces, for whole words)
 STATIC = "course-demos"  # the folder in _static/ with the model, the vocabulary and the runtime
 MODEL_FILE = "course-model.onnx"
 SCRIPTS = ("course_tokenizer.js", "course_demos.js")  # in the order the pages load them
