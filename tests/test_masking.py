@@ -183,7 +183,7 @@ def test_random_replacements_are_never_special_even_in_a_tiny_vocabulary():
 
 
 def test_a_short_sentence_always_gets_exactly_one_mask():
-    # 我爱北京天安门 ("I love Beijing Tiananmen"): 7 characters, round(7 * 0.15) = 1 target every time
+    # 我爱吃北京烤鸭 ("I love eating Peking duck"): 7 characters, round(7 * 0.15) = 1 target every time
     ids = torch.tensor([[CLS, 10, 11, 12, 13, 14, 15, 16, SEP]])
     for seed in range(50):
         _, labels = bert_mask(ids, torch.Generator().manual_seed(seed))

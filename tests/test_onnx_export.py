@@ -21,7 +21,7 @@ ort = pytest.importorskip("onnxruntime")
 
 SENTENCES = [
     "台湾大[MASK]",  # National Taiwan Univ[ersity]
-    "中国永远是维护世界和[MASK]与稳定的重要力量。",  # China will always be an important force for world pe[ace] ...
+    "春[MASK]即将来临，当前正值火灾多发期。",  # The Spring Fes[tival] is coming, and fires are most frequent ...
     "（新华社记者兰红光[MASK]）",  # (Xinhua News Agency reporter Lan Hongguang, [photo])
     "1998年BERT模型",  # "the BERT model of 1998": Latin and digits become ## pieces
     "好",  # "good": one token between [CLS] and [SEP]
