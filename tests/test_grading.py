@@ -194,6 +194,40 @@ def human_normalised(results, human):
     mean = lambda score: sum(score) / len(score) if isinstance(score, tuple) else score  # noqa: E731
     return {task: mean(score) / mean(human[task]) for task, score in results.items()}  # one ratio per task
 '''}, {"test_human_normalised"}),
+    "nsp_own_document": ("nsp_sop", {"nsp_pairs": '''
+def nsp_pairs(documents, rng):
+    if len(documents) < 2:
+        raise ValueError("NSP needs at least two documents.")
+    pairs = []
+    for document in documents:
+        for i in range(len(document) - 1):
+            if rng.random() < 0.5:
+                pairs.append((document[i], document[i + 1], 0))
+            else:
+                other = documents[rng.randrange(len(documents))]  # may be A's own document
+                pairs.append((document[i], rng.choice(other), 1))
+    return pairs
+'''}, {"test_nsp_pairs"}),
+    "labels_only_changed": ("masking", {"replace_chosen": '''
+def replace_chosen(input_ids, chosen, *, vocab_size, mask_token_id, special_token_ids, generator=None):
+    action = torch.rand(input_ids.shape, generator=generator)
+    random_ids = torch.randint(5, vocab_size, input_ids.shape, generator=generator)
+    masked = input_ids.clone()
+    masked[chosen & (action < 0.8)] = mask_token_id
+    masked[chosen & (action >= 0.8) & (action < 0.9)] = random_ids[chosen & (action >= 0.8) & (action < 0.9)]
+    changed = masked != input_ids
+    return masked, torch.where(changed, input_ids, torch.full_like(input_ids, -100))  # the unchanged 10% unlabelled
+'''}, {"test_mask_tokens_labels", "test_mask_whole_words_together"}),
+    "span_one_too_long": ("finetuning", {"best_span": '''
+def best_span(start_logits, end_logits, allowed, max_answer_length=30):
+    if not bool(allowed.any()):
+        raise ValueError("no position is allowed: the context is empty.")
+    scores = start_logits[:, None] + end_logits[None, :]
+    ones = torch.ones_like(scores, dtype=torch.bool)
+    valid = torch.triu(ones) & ~torch.triu(ones, diagonal=max_answer_length + 1)  # one token too long
+    valid &= torch.outer(allowed, allowed)
+    return divmod(int(scores.masked_fill(~valid, float("-inf")).argmax()), scores.shape[1])
+'''}, {"test_best_span"}),
 }
 # A correct answer that warns and writes to stderr loses nothing: the verdict is the tests', not the output's.
 WRONG["warns"] = ("masking", {"mask_tokens": samples.answers(ROOT / "solutions/masking/masking.ipynb")["mask_tokens"]
