@@ -5,8 +5,15 @@ import random
 import pytest
 
 from bertlab.pretrain import peoples_daily_documents
-from bertlab.pretraining_data import create_nsp_pairs, create_sop_pairs, tokenize_documents, truncate_pair
-from bertlab.shortcuts import FEATURE_NAMES, mark_places, punctuation_ids, shortcut_accuracy, surface_features
+from bertlab.pretraining_data import create_nsp_pairs, create_sop_pairs, tokenize_documents
+from bertlab.shortcuts import (
+    FEATURE_NAMES,
+    leaky_sop_pairs,
+    mark_places,
+    punctuation_ids,
+    shortcut_accuracy,
+    surface_features,
+)
 from bertlab.tokenizer import load_tokenizer
 
 ARTICLES = 1000  # People's Daily training articles: about 3,000 to 6,000 pairs per task and length
@@ -25,28 +32,6 @@ def documents(tokenizer):
                                                  tokenizer)) for task in ("nsp", "none")}
 
 
-def leaky_sop_pairs(documents, rng, max_num_tokens):
-    """The course's SOP builder before the leak was fixed: pack sentences into a chunk, cut it at a random sentence
-    (a lone sentence: at a random token), truncate, and swap only then. The segment that holds the chunk's last,
-    overflowing sentence is the longer one and is trimmed, so a long in-order pair has len(A) >= len(B)."""
-    pairs = []
-    for document in documents:
-        i = 0
-        while i < len(document):
-            chunk, length = [], 0
-            while i < len(document) and length < max_num_tokens:
-                chunk.append(document[i])
-                length, i = length + len(document[i]), i + 1
-            units = [[t] for t in chunk[0]] if len(chunk) == 1 else chunk
-            if len(units) < 2:
-                continue
-            cut = rng.randint(1, len(units) - 1)
-            a, b = ([t for unit in part for t in unit] for part in (units[:cut], units[cut:]))
-            a, b = truncate_pair(a, b, max_num_tokens, rng)
-            pairs.append((b, a, 1) if rng.random() < 0.5 else (a, b, 0))
-    return pairs
-
-
 @pytest.mark.parametrize("max_length", [64, 128])
 @pytest.mark.parametrize("task, make_pairs", [("nsp", create_nsp_pairs), ("sop", create_sop_pairs)])
 def test_no_pair_label_shows_on_the_surface(documents, tokenizer, task, make_pairs, max_length):
@@ -58,7 +43,7 @@ def test_no_pair_label_shows_on_the_surface(documents, tokenizer, task, make_pai
 
 @pytest.mark.parametrize("max_length", [64, 128])
 def test_the_check_catches_sop_pairs_truncated_before_the_swap(documents, tokenizer, max_length):
-    pairs = leaky_sop_pairs(documents["none"], random.Random(0), max_length - 3)
+    pairs = leaky_sop_pairs(documents["none"], rng=random.Random(0), max_num_tokens=max_length - 3)
     assert shortcut_accuracy(pairs, punctuation_ids(tokenizer)) > 0.6
 
 

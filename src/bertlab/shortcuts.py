@@ -14,6 +14,7 @@ cross-validation on the pairs. Near 50% the surface carries no label; far above 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -93,3 +94,36 @@ def shortcut_accuracy(pairs: Sequence[Sequence[Any]], punctuation: set[int], fol
     splits = StratifiedKFold(folds, shuffle=True, random_state=0)
     with threadpool_limits(1):
         return float(cross_val_score(trees, features, labels, cv=splits).mean())
+
+
+def leaky_sop_pairs(documents: Sequence[Sequence[Sequence[Any]]], *, rng: random.Random,
+                    max_num_tokens: int) -> list[tuple[list, list, int]]:
+    """SOP pairs built the way that leaks, kept to show the mistake (and to check that `shortcut_accuracy` sees
+    it): pack sentences into a chunk of ``max_num_tokens``, cut it at a random sentence (a lone sentence at a
+    random token), truncate, and only then swap half of the pairs.
+
+    The segment that holds the chunk's last sentence, the one that overflowed, is usually the longer one, and
+    `truncate_pair` trims the longer one: so a long in-order pair leaves with len(A) >= len(B), a swapped one
+    with the reverse, and a lone sentence cut in two keeps its full stop in A exactly when the pair is swapped.
+    `bertlab.pretraining_data.create_sop_pairs` is the builder that does not leak.
+
+    Chapter: book/nsp_sop.md
+    """
+    from .pretraining_data import truncate_pair
+
+    pairs = []
+    for document in documents:
+        i = 0
+        while i < len(document):
+            chunk, length = [], 0
+            while i < len(document) and length < max_num_tokens:
+                chunk.append(document[i])
+                length, i = length + len(document[i]), i + 1
+            units = [[t] for t in chunk[0]] if len(chunk) == 1 else chunk
+            if len(units) < 2:
+                continue
+            cut = rng.randint(1, len(units) - 1)
+            a, b = ([t for unit in part for t in unit] for part in (units[:cut], units[cut:]))
+            a, b = truncate_pair(a, b, max_num_tokens, rng)
+            pairs.append((b, a, 1) if rng.random() < 0.5 else (a, b, 0))
+    return pairs
