@@ -11,6 +11,8 @@
     python -m bertlab.experiments finetune   # downstream tasks from each model and from random weights, under
                                              # the learning curves' protocol -> results/pair_downstream.json
     python -m bertlab.experiments finetuned  # the course model fine-tuned on each lecture case -> assets/finetuned
+    python -m bertlab.experiments transfer   # the MiniLM start (after minilm) under the learning curves' protocol
+                                             # -> results/transfer_curves.json
     python -m bertlab.experiments all        # all of these in a row (several hours on a 2-core CPU)
 
 The pretraining comparison repeats, at a very small scale, the cross-evaluation of ALBERT
@@ -44,11 +46,11 @@ from .shipped import (
     COURSE_MODEL,
     FINETUNED_TASKS,
     PAIR_MODELS,
-    RESULTS,
     STAGE1,
     STAGE2,
     TRAINING_NAME,
     pair_model_dir,
+    write_results,
 )
 from .tokenizer import TOKENIZER_FILES, load_tokenizer
 from .trainer import ARGS_NAME, HISTORY_NAME, iterate_batches, list_checkpoints
@@ -67,6 +69,7 @@ LONGER = dict(PRETRAIN, max_steps=3000, eval_every=500, save_every=500)
 DOWNSTREAM = ("sentiment", "pair")
 DOWNSTREAM_SIZE = 1000
 DOWNSTREAM_NAME = "pair_downstream"
+TRANSFER_NAME = "transfer_curves"
 # The course model, in three stages. Stage 1 (assets/course_model_stage1): the MLM + SOP pair model trained on to
 # 6,000 steps, 2 layers, People's Daily only: it is past the plateau of character frequencies, where a model
 # trained from scratch spends its first thousands of steps. Stage 2 (assets/course_model_stage2): stage 1 stacked on
@@ -248,19 +251,32 @@ def pair_model_plan() -> Any:
                 checkpoints=checkpoints)
 
 
+def transfer_plan(checkpoint: str) -> Any:
+    """all-MiniLM-L6-v2 with Chinese embeddings (the minilm step) and its architecture from random weights, under
+    the learning curves' protocol, on sentiment at N = 300 only: a step of this 6-layer, 384-wide model costs about
+    ten of the course model's on a CPU, and 300 examples is the low-label end where pretraining matters."""
+    from .learning_curves import Plan
+
+    return Plan(tasks=("sentiment",), sizes=(300,), starts=("minilm", "minilm-random"),
+                checkpoints={"minilm": checkpoint})
+
+
+def transfer_training(checkpoint: Path) -> dict[str, Any]:
+    """How the adapted MiniLM was trained (steps, CPU minutes) and its held-out MLM top-1 beside the course
+    model's, on the same masked test sentences."""
+    run = json.loads((checkpoint.parent / RUN_NAME).read_text())
+    mlm = cross_evaluate({"minilm": checkpoint, "course": COURSE_MODEL})
+    return {"steps": int(checkpoint.name.split("-")[-1]), "minutes": round(run["seconds"] / 60, 1),
+            "command": run["command"], "mlm_accuracy": mlm["minilm"]["mlm_accuracy"],
+            "course_mlm_accuracy": mlm["course"]["mlm_accuracy"]}
+
+
 # ---- the command line ---------------------------------------------------------------------------------------
-def write_results(name: str, results: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bertlab.experiments", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("pretrain", "longer", "stage1", "course", "stage3", "minilm", "export",
-                                         "evaluate", "finetune", "finetuned", "all"))
+                                         "evaluate", "finetune", "finetuned", "transfer", "all"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"), help="where the runs are written")
     parser.add_argument("--pretrain-steps", type=int, default=PRETRAIN["max_steps"])
     parser.add_argument("--jobs", type=int, default=1, help="fine-tuning runs side by side (one CPU thread each)")
@@ -310,6 +326,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run_plan(pair_model_plan(), args.runs_dir / "downstream", args.jobs)
         print(json.dumps([{k: r[k] for k in ("task", "start", "seed", "test")} for r in results["points"]]))
         write_results(DOWNSTREAM_NAME, {"command": command, **results})
+    if "transfer" in steps:
+        from .learning_curves import run_plan
+
+        checkpoint = list_checkpoints(args.runs_dir / "minilm")[-1]
+        results = run_plan(transfer_plan(str(checkpoint)), args.runs_dir / "transfer", args.jobs)
+        results["minilm_training"] = transfer_training(checkpoint)
+        write_results(TRANSFER_NAME, {"command": command, **results})
     if "finetuned" in steps:
         from .finetuned_models import finetune_and_store
 

@@ -4,7 +4,7 @@ counting method that needs no BERT.
 
     python -m bertlab.learning_curves --jobs 2      # every task, start and size -> results/learning_curves.json
     python -m bertlab.learning_curves --quick       # a small version of the same, for tests (about a minute)
-    python -m bertlab.learning_curves --transfer runs/experiments/minilm/checkpoint-1000   # MiniLM adapted to Chinese
+    python -m bertlab.pretraining_compute --runs-dir runs/curves   # the gain against pretraining compute
 
 One protocol for every start, so that the gap between the curves is what pretraining bought (`describe` writes
 it out from a stored plan, for the book):
@@ -47,7 +47,6 @@ from .finetuned_models import RECIPES
 from .shipped import course_model_dir
 
 RESULTS_NAME = "learning_curves"
-TRANSFER_NAME = "transfer_curves"
 CURVE_TASKS = ("sentiment", "pos", "pair")  # not finetune_tasks.TASKS (every task, by name)
 SIZES = (100, 300, 1000, 3000)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3)
@@ -86,14 +85,6 @@ class Plan:
     pooling: dict[str, str] = field(default_factory=lambda: {"pair": RECIPES["pair"]["pooling"]})
     checkpoints: dict[str, str] = field(default_factory=lambda: {"course": str(course_model_dir())})
     fixed_rates: dict[str, float] = field(default_factory=dict)  # "task/start": a rate chosen elsewhere, no grid
-
-    @classmethod
-    def transfer(cls, checkpoint: str) -> Plan:
-        """all-MiniLM-L6-v2 with Chinese embeddings (`python -m bertlab.experiments minilm`) and its architecture
-        from random weights, on sentiment at N = 300 only: a step of this 6-layer, 384-wide model costs about
-        ten of the course model's on a CPU, and 300 examples is the low-label end where pretraining matters."""
-        return cls(tasks=("sentiment",), sizes=(300,), starts=("minilm", "minilm-random"),
-                   checkpoints={"minilm": checkpoint})
 
     @classmethod
     def quick(cls) -> Plan:
@@ -343,21 +334,8 @@ def describe(stored_plan: dict[str, Any]) -> list[str]:
     ]
 
 
-def transfer_training(checkpoint: Path) -> dict[str, Any]:
-    """How the adapted MiniLM was trained (steps, CPU minutes) and its held-out MLM top-1 beside the course
-    model's, on the same masked test sentences."""
-    from .experiments import RUN_NAME, cross_evaluate
-
-    run = json.loads((checkpoint.parent / RUN_NAME).read_text())
-    mlm = cross_evaluate({"minilm": checkpoint, "course": course_model_dir()})
-    return {"steps": int(checkpoint.name.split("-")[-1]), "minutes": round(run["seconds"] / 60, 1),
-            "command": run["command"], "mlm_accuracy": mlm["minilm"]["mlm_accuracy"],
-            "course_mlm_accuracy": mlm["course"]["mlm_accuracy"]}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from .experiments import write_results
-    from .pretraining_compute import SWEEP_NAME, parse_sweep, run_sweep
+    from .shipped import write_results
 
     parser = argparse.ArgumentParser(prog="python -m bertlab.learning_curves", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning_curves"))
@@ -366,41 +344,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS))
     parser.add_argument("--checkpoint", help="the pretrained model (default: the course model in the package); "
                         "random weights take its architecture")
-    parser.add_argument("--sweep", nargs="*", metavar="NAME=DIR:STEPS",
-                        help="the gap against pretraining compute (results/pretraining_compute.json), for the course "
-                        "model before and after stage 2, the shipped model, and any checkpoint DIR of stage 2 or 3 "
-                        "STEPS steps after stage 1")
-    parser.add_argument("--transfer", metavar="DIR", help="the MiniLM start adapted to Chinese, from this checkpoint "
-                        "(results/transfer_curves.json)")
     parser.add_argument("--quick", action="store_true", help="a small plan (for tests); writes nothing to the package")
     # with --quick or --checkpoint the results go to <runs-dir>/learning_curves.json, not into the package
     args = parser.parse_args(argv)
     command = "python -m bertlab.learning_curves " + shlex.join(sys.argv[1:] if argv is None else argv)
     plan = Plan.quick() if args.quick else Plan(tasks=tuple(args.tasks), starts=tuple(args.starts))
-    if args.transfer:
-        plan = Plan.transfer(args.transfer)
     if args.checkpoint:
         plan.checkpoints = {"course": args.checkpoint}
     start = time.perf_counter()
-    if args.sweep is not None:
-        try:
-            extra = parse_sweep(args.sweep)
-        except ValueError as error:
-            parser.error(str(error))
-        results = {"command": command, **run_sweep(args.runs_dir, extra, args.jobs)}
-        print(json.dumps(results["checkpoints"], indent=1))
-        print("wrote", write_results(SWEEP_NAME, results))
-        return 0
     results = {"command": command, **run_plan(plan, args.runs_dir, args.jobs)}
-    if args.transfer:
-        results["minilm_training"] = transfer_training(Path(args.transfer))
     print(json.dumps(summarize(results), indent=1))
     if args.quick or args.checkpoint:  # the package's results are those of the shipped course model
         path = args.runs_dir / f"{RESULTS_NAME}.json"
         path.write_text(json.dumps(results, indent=1) + "\n")
         print("wrote", path)
     else:
-        print("wrote", write_results(TRANSFER_NAME if args.transfer else RESULTS_NAME, results))
+        print("wrote", write_results(RESULTS_NAME, results))
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -1,7 +1,7 @@
 """The gain over random weights against pretraining compute: the learning curves' protocol at one N, for
 checkpoints along the course model's pretraining.
 
-    python -m bertlab.learning_curves --sweep stage3-8000=runs/sweep_keep/stage3-8000:13000 --runs-dir runs/curves
+    python -m bertlab.pretraining_compute stage3-8000=runs/sweep_keep/stage3-8000:13000 --runs-dir runs/curves --jobs 2
 
 Run it with the learning curves' own ``--runs-dir``: the course model's and random weights' runs are then the
 curves' own (the same rate, seeds and examples), and only the other checkpoints are trained. Each checkpoint
@@ -10,7 +10,11 @@ chooses its learning rate on validation as the curves' starts do.
 
 from __future__ import annotations
 
+import argparse
+import json
+import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -98,3 +102,29 @@ def run_sweep(runs_dir: Path, extra: dict[str, tuple[str, int]], jobs: int = 1) 
                                      "mlm_top5_accuracy": mlm[name]["mlm_top5_accuracy"]}
                               for name, (_, steps) in checkpoints.items()}
     return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .shipped import write_results
+
+    parser = argparse.ArgumentParser(prog="python -m bertlab.pretraining_compute", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="*", metavar="NAME=DIR:STEPS",
+                        help="checkpoints of stage 2 or 3, each STEPS steps after stage 1, besides the course model "
+                        "before and after stage 2 and the shipped model")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning_curves"),
+                        help="the learning curves' own runs directory, whose course and random runs it shares")
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side (one CPU thread each)")
+    args = parser.parse_args(argv)
+    try:
+        extra = parse_sweep(args.checkpoints)
+    except ValueError as error:
+        parser.error(str(error))
+    command = "python -m bertlab.pretraining_compute " + shlex.join(sys.argv[1:] if argv is None else argv)
+    results = {"command": command, **run_sweep(args.runs_dir, extra, args.jobs)}
+    print(json.dumps(results["checkpoints"], indent=1))
+    print("wrote", write_results(SWEEP_NAME, results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

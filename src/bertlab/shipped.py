@@ -72,6 +72,14 @@ def load_results(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def write_results(name: str, results: dict[str, Any]) -> Path:
+    """Store a results file (`load_results` reads it): plain JSON, Chinese kept as it is."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
 def load_training(directory: str | Path) -> dict[str, Any]:
     """How a shipped model was trained: the command, its wall time, and its loss/accuracy history."""
     return json.loads(Path(directory, TRAINING_NAME).read_text(encoding="utf-8"))
