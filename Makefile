@@ -2,8 +2,9 @@
 PY ?= python3
 
 .PHONY: setup clean release collect autograde feedback grades bench-autograde
+# An instructor's set-up: the grader and its sandbox (bubblewrap); no Node.js, no browser.
 setup:
-	$(PY) tasks.py setup
+	$(PY) tasks.py setup instructor
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
 

@@ -4,6 +4,8 @@ installed."""
 from __future__ import annotations
 
 import ast
+import importlib.util
+import re
 import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -58,15 +60,26 @@ def declared_distributions() -> set[str]:
     return {canonicalize_name(r.name) for r in declared_requirements()}
 
 
-def pinned_versions(lines: list[str]) -> dict[str, str]:
-    """name -> version of the `name==version` lines of a constraints file (comments and blank lines skipped)."""
-    pins = {}
+def lock_entries(lines: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of the `name==version` lines of a requirements file, each with the `--hash=`
+    options that follow it (pip-compile's continuation lines); comments, blank lines and options skipped."""
+    entries: dict[str, tuple[str, list[str]]] = {}
+    name = None
     for line in lines:
-        line = line.split("#")[0].strip()
-        if line:
-            name, version = line.split("==")
-            pins[canonicalize_name(name)] = version
-    return pins
+        line = line.split("#")[0].strip().removesuffix("\\").strip()
+        if match := re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line):
+            name = canonicalize_name(match[1])
+            entries[name] = (match[2], [])
+        elif line.startswith("--hash=") and name is not None:
+            entries[name][1].append(line.removeprefix("--hash="))
+        elif line:
+            name = None
+    return entries
+
+
+def pinned_versions(lines: list[str]) -> dict[str, str]:
+    """name -> version of the `name==version` lines of a requirements or constraints file."""
+    return {name: version for name, (version, _) in lock_entries(lines).items()}
 
 
 def unpinned(requirements: list[Requirement], pins: dict[str, str]) -> list[str]:
@@ -156,11 +169,64 @@ def test_every_package_data_pattern_matches_a_file():
     assert not empty, f"package data in pyproject.toml that matches no file: {empty}"
 
 
-def test_every_declared_requirement_is_pinned_by_the_lock_file():
-    """pyproject.toml lists the dependencies, constraints.txt pins them: tasks.py installs bertlab[dev] with both."""
-    pins = pinned_versions((ROOT / "constraints.txt").read_text().splitlines())
-    problems = unpinned(declared_requirements(), pins)
-    assert not problems, f"requirements of pyproject.toml that constraints.txt does not pin: {problems}"
+def course_tasks():
+    """tasks.py of the repository root (the set-up and its roles), as a module."""
+    spec = importlib.util.spec_from_file_location("course_tasks", ROOT / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TASKS = course_tasks()
+ROLES = TASKS.ROLES
+
+
+def role_requirements(role: str) -> list[Requirement]:
+    """What the role's extras ask for (pyproject.toml), less bertlab itself."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = set().union(*(installed_with(extra) for extra in ROLES[role].extras))
+    every = [Requirement(r) for r in project["dependencies"]]
+    every += [Requirement(r) for extra in project["optional-dependencies"].values() for r in extra]
+    return [r for r in every if canonicalize_name(r.name) in names]
+
+
+def lock(role: str) -> dict[str, tuple[str, list[str]]]:
+    return lock_entries((ROOT / "requirements" / f"{role}.txt").read_text().splitlines())
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_every_requirement_of_a_role_is_pinned_with_hashes_by_its_lock_file(role):
+    """pyproject.toml lists the dependencies, requirements/ROLE.txt pins what the role installs, with hashes."""
+    entries = lock(role)
+    problems = unpinned(role_requirements(role), {name: version for name, (version, _) in entries.items()})
+    assert not problems, f"requirements of pyproject.toml that requirements/{role}.txt does not pin: {problems}"
+    unhashed = [name for name, (_, hashes) in entries.items() if not hashes]
+    assert not unhashed, f"pins of requirements/{role}.txt without a hash: {unhashed}"
+    assert entries["torch"][0].endswith("+cpu"), f"torch must be the CPU build, not {entries['torch'][0]}"
+
+
+def test_every_role_gets_the_developers_versions_and_only_what_it_needs():
+    developer = lock("developer")
+    for role in set(ROLES) - {"developer"}:
+        entries = lock(role)
+        differ = [f"{n} {v} (developer: {developer.get(n, ('none',))[0]})" for n, (v, _) in entries.items()
+                  if developer.get(n, (None,))[0] != v]
+        assert not differ, f"requirements/{role}.txt differs from the developer's lock: {differ}"
+    assert "nbgrader" not in lock("student") and "jupyterlab" in lock("student")
+    assert "jupyter-book" not in lock("instructor") and "nbgrader" in lock("instructor")
+    assert "pytest" not in lock("author") and "jupyter-book" in lock("author")
+
+
+def test_the_lock_files_install_torch_from_the_cpu_index():
+    for role in ROLES:
+        text = (ROOT / "requirements" / f"{role}.txt").read_text()
+        assert f"--extra-index-url {TASKS.CPU_INDEX}" in text.splitlines(), role
+
+
+def test_a_lock_entry_without_a_hash_is_seen():
+    lines = ["--extra-index-url https://example.org/simple", "numpy==2.4.6 \\", "    --hash=sha256:aa \\",
+             "    --hash=sha256:bb", "    # via bertlab", "six==1.16.0", "    # via bertlab"]
+    assert lock_entries(lines) == {"numpy": ("2.4.6", ["sha256:aa", "sha256:bb"]), "six": ("1.16.0", [])}
 
 
 def test_an_unpinned_or_contradicted_requirement_is_caught():
