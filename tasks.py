@@ -270,7 +270,8 @@ def test(extra: list[str]) -> None:
     """Lint, build the website (the site tests check that build in a browser), then run pytest on every core."""
     lint()
     build_book()
-    run(PY, "-m", "pytest", "--numprocesses", "auto", *extra, env=offline_env())
+    # --dist loadgroup: the modules that conftest.py puts in an xdist group go whole to one worker.
+    run(PY, "-m", "pytest", "--numprocesses", "auto", "--dist", "loadgroup", *extra, env=offline_env())
 
 
 def setup_arguments(argv: list[str]) -> tuple[str, str | None]:
