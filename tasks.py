@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import urllib.request
 import venv
 from pathlib import Path
 from typing import NamedTuple
@@ -143,6 +144,10 @@ def install(role: str, cuda: str | None = None) -> None:
         print(f"set-up ({role}): .venv is up to date")
         return
     pip = (PY, "-m", "pip", "install", "--disable-pip-version-check", "-q")
+    if not reachable(CPU_INDEX + "/"):  # pip would try it again and again for every package
+        print(f"note: {CPU_INDEX} cannot be reached from here, so torch's CPU build must come from this machine's "
+              "own pip configuration (a local copy of that index); pip tries the index only once per package.")
+        pip += ("--retries", "1")
     if sys.platform == "linux" and platform.machine() == "x86_64" and sys.version_info[:2] == LOCKED_PYTHON:
         run(*pip, "--require-hashes", "-r", lock_file(role))
         run(*pip, "--no-deps", "-e", ".")
@@ -155,6 +160,15 @@ def install(role: str, cuda: str | None = None) -> None:
         install_cuda_torch(role, cuda)
     installed[role] = fingerprint(role)
     STAMP.write_text(json.dumps(installed, indent=1) + "\n")
+
+
+def reachable(url: str) -> bool:
+    """Whether ``url`` answers within a few seconds."""
+    try:
+        urllib.request.urlopen(url, timeout=5).close()
+        return True
+    except OSError:
+        return False
 
 
 def install_cuda_torch(role: str, tag: str) -> None:
