@@ -19,14 +19,19 @@ from .labels import IGNORE_INDEX
 
 
 @contextlib.contextmanager
-def own_work(piece: str, *parts: str) -> Iterator[None]:
-    """Run a student's code for `piece`, with Python warnings silenced (a warning is no reason to fail a test).
+def own_work(piece: str) -> Iterator[None]:
+    """Run the student's code for `piece`: Python warnings silenced (a warning is no reason to fail a test), and a
+    piece still left as ``raise NotImplementedError()`` reported by its name.
 
     Whether the piece is the student's own code is settled by the sandbox, not here: there the course library's
     implementation of every graded piece of the assignment is a stub that raises (`coursegrader.stubs`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        yield
+        try:
+            yield
+        except NotImplementedError:
+            raise AssertionError(f"{piece} is not written yet: its answer cell still raises NotImplementedError.") \
+                from None
 
 
 def _is_remote(obj: Any) -> bool:
