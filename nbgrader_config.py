@@ -39,7 +39,7 @@ c.Execute.iopub_timeout = 60
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 60
-# Autograding: `python -m coursegrader autograde` runs nbgrader's Execute as coursegrader.sandbox.
+# Autograding: `python -m coursegrader autograde` runs nbgrader's Execute as coursegrader.execute.
 # SandboxedExecute, where the test cells run in the judge (the grading process), not in the student's kernel.
 c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.Execute",
@@ -60,4 +60,7 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 c.SanitizeHTML.enabled = True  # nbconvert's preprocessors are off unless enabled
+# Markdown (cells, text/markdown outputs) is rendered, then sanitised with an allowlist of tags and URL schemes:
+# a link to javascript:, however its letters are written, does not survive.
+c.HTMLExporter.filters = {"markdown2html": "coursegrader.preprocessors.safe_markdown2html"}
 c.ExportApp.plugin_class = "nbgrader.plugins.CsvExportPlugin"

@@ -74,9 +74,11 @@ def main() -> None:
             (course / "gradebook.db").unlink(missing_ok=True)
             grading.release(course)
             start = time.perf_counter()
+            grader = grading.api(course)
             for name in grading.assignments(course):
-                out = grading.nbgrader(course, "autograde", name, "--force")
-                assert out.returncode == 0, out.stdout[-2000:]
+                for student in sorted(p.name for p in (course / "submitted").iterdir()):
+                    out = grader.autograde(name, student, force=True)
+                    assert out["success"], str(out.get("log"))[-2000:]
             native = time.perf_counter() - start
 
     n = len(results)

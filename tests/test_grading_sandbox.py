@@ -220,7 +220,7 @@ def batch(tmp_path_factory):
 
 
 def scores(course: Path, student: str) -> dict[str, float]:
-    with grading.gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with grading.gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         nb = gb.find_submission_notebook("nsp_sop", "nsp_sop", student)
         found = {g.name: float(g.auto_score or 0) for g in nb.grades}
     return {k: found.get(k, 0.0) for k in NSP_TESTS}
@@ -261,7 +261,7 @@ def test_the_gradebook_is_out_of_reach(batch):
     with sqlite3.connect(course / "gradebook.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
-    with grading.gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with grading.gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         from coursegrader.integrity import check_scores
 
         assert check_scores(gb, fix=False) == []
@@ -289,7 +289,7 @@ def test_forged_cell_metadata_earns_the_release_points_and_no_more(batch):
     cells (or not at all), and the honest answers keep their points."""
     course, _, results = batch
     assert scores(course, "a_forged") == NSP_TESTS
-    with grading.gradebook_api().Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with grading.gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         nb = gb.find_submission_notebook("nsp_sop", "nsp_sop", "a_forged")
         assert {g.name for g in nb.grades} >= set(NSP_TESTS) and "test_bonus" not in {g.name for g in nb.grades}
         assert all((g.auto_score or 0) <= g.max_score for g in nb.grades)

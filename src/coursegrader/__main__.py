@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cell-timeout", type=int, default=60, help="seconds for one cell")
     p.add_argument("--report", type=Path, default=None, help="also write the results here (.csv or .json)")
     p.add_argument("--memory-mb", type=int, default=6144, help="address space of one sandboxed kernel (MiB)")
+    p.add_argument("--cpus", type=float, default=None, help="CPUs of one sandbox (default: the machine's / --jobs)")
     p.add_argument("--trusted-submissions-no-sandbox", action="store_true",
                    help="run the submissions' code as yourself, with no sandbox: ONLY for trusted submissions")
     p = sub.add_parser("feedback", help="HTML feedback for the autograded submissions")
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "autograde":
             results = autograding.autograde(root, args.assignments or None, args.student, jobs=args.jobs,
                                             timeout=args.timeout, cell_timeout=args.cell_timeout, db_url=args.db_url,
-                                            memory_mb=args.memory_mb, sandbox=not args.trusted_submissions_no_sandbox)
+                                            memory_mb=args.memory_mb, cpus=args.cpus,
+                                            sandbox=not args.trusted_submissions_no_sandbox)
             if args.report:
                 autograding.write_report(results, args.report)
             failed = sum(r.status != "graded" for r in results)
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "check":
             from .integrity import check_scores
 
-            with c.gradebook_api().Gradebook(c.course_db_url(root, args.db_url)) as gb:
+            with c.gradebook(c.course_db_url(root, args.db_url)) as gb:
                 problems = check_scores(gb, fix=False)
             for problem in problems:
                 print(f"score out of range: {problem}", file=sys.stderr)

@@ -6,14 +6,12 @@ Autograding, the step that runs the students' code, has a module of its own (`co
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
-import subprocess
+import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from . import integrity
 
 CONFIG = "nbgrader_config.py"
 SITE_CONFIG = "_config.yml"  # the website's configuration: html.baseurl, where the chapters are published
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}")  # matched whole (fullmatch): no trailing newline
 # The environment of every nbgrader process: offline, one thread per process (several run side by side).
 ENV = {**OFFLINE_ENV, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
        "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
@@ -48,56 +46,38 @@ def assignments(course: Path) -> list[str]:
 
 
 def environment() -> dict[str, str]:
+    """This process's environment with ENV, and the environment's own commands first on PATH (nbgrader runs
+    ``alembic`` when it creates a gradebook)."""
     env = dict(os.environ)
     env.update(ENV)
-    # nbgrader runs the `alembic` command of its environment when it creates a gradebook
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
 
-def nbgrader(course: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """Run one nbgrader command in `course` (its own process group, killed whole after `timeout` seconds)."""
-    process = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=course, env=environment(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        out, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(process)
-        out, _ = process.communicate()
-        return subprocess.CompletedProcess(process.args, returncode=-signal.SIGKILL, stdout=(out or "") + "\nTIMEOUT")
-    finally:
-        kill_group(process)  # whatever the notebook started in the background goes too
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout=out)
+def api(course: Path, db_url: str | None = None):
+    """nbgrader's Python API (NbGraderAPI) on the course, with its nbgrader_config.py and this gradebook."""
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config.loader import PyFileConfigLoader
+
+    os.environ["PATH"] = environment()["PATH"]
+    config = PyFileConfigLoader(CONFIG, path=str(course)).load_config()
+    config.CourseDirectory.root = str(course)
+    if db_url:
+        config.CourseDirectory.db_url = db_url
+    return NbGraderAPI(config=config)
 
 
-def gradebook_api():
-    """nbgrader.api, with `alembic` found on PATH and its version asked once per process, not per Gradebook."""
-    import functools
+def gradebook(db_url: str):
+    """nbgrader's Gradebook on `db_url` (a context manager)."""
+    from nbgrader.api import Gradebook
 
-    import nbgrader.api
-
-    bin_dir = str(Path(sys.executable).parent)
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
-    if not hasattr(nbgrader.api.get_alembic_version, "cache_info"):
-        nbgrader.api.get_alembic_version = functools.lru_cache(maxsize=1)(nbgrader.api.get_alembic_version)
-    return nbgrader.api
+    os.environ["PATH"] = environment()["PATH"]
+    return Gradebook(db_url)
 
 
-def kill_group(process: subprocess.Popen) -> None:
-    """Kill the process, everything it started (kernels run in sessions of their own), and its group."""
-    import psutil  # a dependency of ipykernel
-
-    with contextlib.suppress(psutil.Error):
-        for child in psutil.Process(process.pid).children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _db_args(db_url: str | None) -> list[str]:
-    return [f"--CourseDirectory.db_url={db_url}"] if db_url else []
+def _checked(result: dict, what: str) -> None:
+    if not result.get("success"):
+        raise RuntimeError(f"nbgrader {what} failed: {result.get('error', '')}\n{str(result.get('log', ''))[-3000:]}")
 
 
 def copy_course(course: Path, dest: Path) -> Path:
@@ -114,27 +94,11 @@ def copy_course(course: Path, dest: Path) -> Path:
 
 
 def release(course: Path, names: Iterable[str] | None = None, db_url: str | None = None) -> None:
-    """Generate the student versions (exercises/) from solutions/ and record the assignments in the gradebook.
-
-    All assignments in one process, through nbgrader's API (one nbgrader start, one gradebook set-up).
-    """
-    names = list(names or assignments(course))
-    script = (
-        "import sys\n"
-        "from traitlets.config.loader import PyFileConfigLoader\n"
-        "from nbgrader.apps import NbGraderAPI\n"
-        "config = PyFileConfigLoader('nbgrader_config.py', path='.').load_config()\n"
-        "if sys.argv[1]: config.CourseDirectory.db_url = sys.argv[1]\n"
-        "api = NbGraderAPI(config=config)\n"
-        "for name in sys.argv[2:]:\n"
-        "    result = api.generate_assignment(name, force=True)\n"
-        "    if not result['success']:\n"
-        "        sys.exit(f'generate_assignment {name} failed: ' + result['error'] + result['log'][-2000:])\n"
-    )
-    process = subprocess.run([sys.executable, "-c", script, db_url or "", *names], cwd=course, env=environment(),
-                             capture_output=True, text=True)
-    if process.returncode != 0:
-        raise RuntimeError(f"nbgrader generate_assignment failed:\n{(process.stdout + process.stderr)[-3000:]}")
+    """Generate the student versions (exercises/) from solutions/ and record the assignments in the gradebook,
+    with nbgrader's API (one nbgrader start, one gradebook set-up)."""
+    grader = api(course, db_url)
+    for name in names or assignments(course):
+        _checked(grader.generate_assignment(name, force=True), f"generate_assignment {name}")
 
 
 # ---- collect --------------------------------------------------------------------------------------------
@@ -149,6 +113,32 @@ def notebook_index(course: Path) -> dict[str, str]:
     return index
 
 
+def _files(folder: Path, log: Callable[[str], object]) -> Iterator[Path]:
+    """The notebooks under `folder`, not following links; every link met is reported and left alone."""
+    for top, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            if (Path(top) / name).is_symlink():
+                log(f"warning: {Path(top) / name}: a link, not a file; not collected (hand in the notebook itself).")
+        dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints" and not (Path(top) / d).is_symlink())
+        yield from (Path(top) / f for f in sorted(files) if f.endswith(".ipynb"))
+
+
+def read_plain_file(path: Path) -> tuple[bytes, float]:
+    """The bytes and modification time of a regular file with one name: a link, a hard link (a second name of
+    a file that may be anyone's) or a special file raises ValueError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        if info.st_nlink != 1:
+            raise ValueError(f"{path}: a hard link (the file has {info.st_nlink} names)")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(), info.st_mtime
+    finally:
+        os.close(fd)
+
+
 def collect(course: Path, inbox: Path, log=print) -> list[tuple[str, str]]:
     """Copy submissions from `inbox` into submitted/<student>/<assignment>/ (with a timestamp.txt).
 
@@ -156,39 +146,51 @@ def collect(course: Path, inbox: Path, log=print) -> list[tuple[str, str]]:
     per assignment: inbox/alice/masking.ipynb or inbox/alice/masking/masking.ipynb. The notebook's file name
     tells the assignment; a misnamed copy (``masking (1).ipynb``, ``Masking.ipynb``) is collected under the
     release's name with a warning, unless the student also handed in the exact name; any other notebook is
-    reported. A notebook's modification time is its submission time. Returns (student, assignment).
+    reported. Only the data of regular files is copied: links, hard links and special files are reported and
+    left behind. A notebook's modification time is its submission time. Returns (student, assignment).
+
+    (Not nbgrader's ZipCollectApp with a collector plugin: that collects one assignment from one folder of files
+    named by student, where this inbox holds one folder per student with any of the assignments.)
     """
     inbox = Path(inbox)
     if not inbox.is_dir():
         raise ValueError(f"{inbox} is not a folder: give the folder that holds one folder per student.")
     index = notebook_index(course)
     done = []
-    for folder in sorted(p for p in inbox.iterdir() if p.is_dir()):
+    for folder in sorted(inbox.iterdir()):
         student = folder.name
-        if not STUDENT_ID.match(student):
+        if folder.is_symlink() or not folder.is_dir():
+            if folder.is_symlink():
+                log(f"warning: {folder}: a link, not a student's folder; not collected.")
+            continue
+        if not STUDENT_ID.fullmatch(student):
             log(f"warning: {folder}: {student!r} is not a usable student id (letters, digits, _.@+- only); "
                 "not collected.")
             continue
-        found = sorted(nb for nb in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in nb.parts)
+        found = list(_files(folder, log))
         exact = {nb.name for nb in found if nb.name in index}
         for nb in found:
             release_name = integrity.notebook_for(nb.name, set(index))
             if release_name is None:
                 log(f"warning: {nb}: not a notebook of the course ({', '.join(sorted(index))}); not collected.")
                 continue
+            if release_name != nb.name and release_name in exact:
+                log(f"warning: {nb}: ignored, {student} also handed in {release_name}.")
+                continue
+            try:
+                data, mtime = read_plain_file(nb)
+            except (OSError, ValueError) as e:
+                log(f"warning: {e}; not collected (hand in the notebook itself).")
+                continue
             if release_name != nb.name:
-                if release_name in exact:
-                    log(f"warning: {nb}: ignored, {student} also handed in {release_name}.")
-                    continue
                 log(f"warning: {nb}: collected as {release_name}.")
                 exact.add(release_name)
-            name = index[release_name]
-            dest = course / "submitted" / student / name
+            dest = course / "submitted" / student / index[release_name]
             dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(nb, dest / release_name)
-            stamp = datetime.fromtimestamp(nb.stat().st_mtime, timezone.utc)
+            (dest / release_name).write_bytes(data)
+            stamp = datetime.fromtimestamp(mtime, timezone.utc)
             (dest / "timestamp.txt").write_text(stamp.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
-            done.append((student, name))
+            done.append((student, index[release_name]))
     return done
 
 
@@ -199,7 +201,7 @@ def submissions(course: Path, names: Iterable[str] | None = None,
     found = []
     root = course / "submitted"
     for student in sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        if who and student not in who:
+        if (who and student not in who) or not STUDENT_ID.fullmatch(student):
             continue
         for name in sorted(wanted):
             if (root / student / name).is_dir():
@@ -220,18 +222,17 @@ def course_db_url(course: Path, db_url: str | None) -> str:
 
 def feedback(course: Path, names: Iterable[str] | None = None, db_url: str | None = None) -> None:
     """HTML feedback for every autograded submission: feedback/<student>/<assignment>/<notebook>.html."""
+    grader = api(course, db_url)
     for name in names or assignments(course):
-        if not any((course / "autograded").glob(f"*/{name}")):
-            continue
-        result = nbgrader(course, "generate_feedback", name, "--force", *_db_args(db_url))
-        if result.returncode != 0:
-            raise RuntimeError(f"nbgrader generate_feedback {name} failed:\n{result.stdout[-3000:]}")
+        if any((course / "autograded").glob(f"*/{name}")):
+            _checked(grader.generate_feedback(name, force=True), f"generate_feedback {name}")
 
 
 def export(course: Path, to: Path, db_url: str | None = None) -> Path:
-    """All grades of the gradebook as CSV (nbgrader's export: one row per student and assignment)."""
+    """All grades of the gradebook as CSV (nbgrader's CsvExportPlugin: one row per student and assignment)."""
+    from nbgrader.plugins import CsvExportPlugin
+
     to = Path(to).resolve()
-    result = nbgrader(course, "export", f"--to={to}", *_db_args(db_url))
-    if result.returncode != 0:
-        raise RuntimeError(f"nbgrader export failed:\n{result.stdout[-3000:]}")
+    with gradebook(course_db_url(course, db_url)) as gb:
+        CsvExportPlugin(to=str(to)).export(gb)
     return to

@@ -9,7 +9,15 @@ subclasses, printed lines) can turn a failed test into a pass.
 
 Faithfulness: each request carries this process's torch RNG state and grad mode, and the kernel's RNG state
 comes back with the reply (one random stream, as if the test ran in the kernel); generator and random.Random
-arguments, tensors changed in place, lists and dicts are written back into the judge's objects.
+arguments get their new states, and gradients (`backward`) their values. Nothing else is written back: the
+kernel gets copies of the arguments, and a call that changes a tensor, list or dict argument in place fails the
+test (the course's functions leave their inputs alone), so no test data and no module of this process changes.
+
+What the feedback may show: a test cell's output is what it printed and the message of its failed test, until
+the notebook's code has seen a hidden test's input. From the first line of a hidden test on, printed text is
+dropped and a failure reads "a hidden test failed" (or, for a visible test, a note), since any value the
+notebook's code returns, prints or raises may carry those inputs; the full message stays in the error's
+traceback, which the instructor sees in autograded/ and the feedback never shows.
 """
 
 from __future__ import annotations
@@ -31,10 +39,17 @@ from . import remote
 ACTIVE = False  # True while a test cell runs in the judge (checks.passed then says that every test ran)
 
 Send = Callable[[str, float], dict]  # (expression, timeout) -> the reply's JSON data, or raises
+CELL = "<test cell>"
+HIDDEN_MARK = "__coursegrader_hidden__"  # called by the cell's code as its hidden tests start (see _Marked)
+SHOWN_BYTES = 64 * 2**10  # the most printed text and message a test cell keeps (the rest: a marker)
 
 
 class RemoteError(Exception):
     """An exception raised by the student's code in the kernel, reported by type name and message."""
+
+
+class PastDeadline(BaseException):
+    """The test cell ran past its time limit (a BaseException: a test's ``except Exception`` cannot swallow it)."""
 
 
 # Exceptions of the student's code that a test may expect (``except ValueError``) come back as their own type.
@@ -42,12 +57,23 @@ EXCEPTIONS = {e.__name__: e for e in (ValueError, TypeError, IndexError, KeyErro
                                       AttributeError, NotImplementedError, ZeroDivisionError, StopIteration)}
 
 
-class Session:
-    """One kernel as the judge sees it: requests by `send`, under a deadline."""
+def capped(text: str, limit: int = SHOWN_BYTES) -> str:
+    """`text` cut to `limit` bytes of UTF-8, with a marker that says how much was cut."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore") + f"\n[... {len(data) - limit:,} more bytes cut by the autograder]\n"
 
-    def __init__(self, send: Send, deadline: float) -> None:
-        self.send = send
-        self.deadline = deadline
+
+class Session:
+    """One notebook's kernel as the judge sees it: requests by `send`, under the running cell's deadline, and
+    whether the notebook's code has seen a hidden test's input yet (`exposed`)."""
+
+    def __init__(self, send: Send, names: list[str], hidden: tuple[str, str] = ("BEGIN HIDDEN TESTS",
+                                                                                  "END HIDDEN TESTS")) -> None:
+        self.send, self.names, self.hidden = send, names, hidden
+        self.deadline = float("inf")
+        self.exposed = False
 
     def request(self, op: str, target: dict, **fields: Any) -> Any:
         """Run one operation in the kernel; return its value as rebuilt here (raise what it raised)."""
@@ -57,7 +83,7 @@ class Session:
         expression = f"__import__('coursegrader.remote', fromlist=['serve']).serve({payload!r})"
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError("the test cell ran past its time limit")
+            raise PastDeadline("the test cell ran past its time limit")
         reply = self.send(expression, left)
         if not isinstance(reply, dict) or not isinstance(reply.get("rng"), str):
             raise remote.ProtocolError("the kernel's reply is not a reply")
@@ -71,8 +97,106 @@ class Session:
         return reply
 
     def value(self, data: Any) -> Any:
-        """A reply's value: plain data, with handles wrapped as `Remote` objects."""
-        return remote.decode(data, lambda handle: Remote(self, {"handle": handle}))
+        """A reply's value: plain data, with handles wrapped as `Remote` objects; decoded within the deadline."""
+        try:
+            return remote.decode(data, lambda handle: Remote(self, {"handle": handle}), deadline=self.deadline)
+        except TimeoutError as e:
+            raise PastDeadline(str(e)) from None
+
+    def _hidden_lines(self, source: str) -> set[int]:
+        lines, inside = set(), False
+        for number, line in enumerate(source.splitlines(), start=1):
+            inside = inside or self.hidden[0] in line
+            if inside:
+                lines.add(number)
+            inside = inside and self.hidden[1] not in line
+        return lines
+
+    def run(self, source: str, timeout: float, grade_id: str = "") -> list[dict]:
+        """Run one test cell's source here; return the cell's outputs (nbformat dicts): what it printed and, if
+        it failed, one error whose message is safe for the feedback (see the module's docstring)."""
+        self.deadline = time.monotonic() + timeout
+        hidden = self._hidden_lines(source)
+        namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__,
+                                     HIDDEN_MARK: lambda: setattr(self, "exposed", True)}
+        namespace.update({name: Remote(self, {"name": name}) for name in self.names})
+        shown, dropped = io.StringIO(), io.StringIO()
+        printed = _Printed(lambda text: (dropped if self.exposed else shown).write(text))
+
+        error = None
+        global ACTIVE
+        ACTIVE = True
+        try:
+            code = compile(_Marked(hidden).visit(ast.parse(source)), CELL, "exec")
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+                exec(code, namespace)
+        except BaseException as e:  # noqa: BLE001 - every failure of the test is the cell's verdict
+            error = e
+        finally:
+            ACTIVE = False
+        outputs = []
+        text = shown.getvalue() + (f"{grade_id}: all tests passed\n" if dropped.getvalue() and error is None else "")
+        if text:
+            outputs.append({"output_type": "stream", "name": "stdout", "text": capped(text)})
+        if error is not None:
+            outputs.append(self._verdict(error, hidden))
+        return outputs
+
+    def _verdict(self, error: BaseException, hidden: set[int]) -> dict:
+        ename = "CellTimeoutError" if isinstance(error, PastDeadline) else type(error).__name__
+        full = str(error) or ("raised by the notebook's code" if isinstance(error, Exception) else "stopped")
+        line = next((tb.tb_lineno for tb in _frames(error.__traceback__) if tb.tb_frame.f_code.co_filename == CELL),
+                    0)
+        if isinstance(error, PastDeadline) or not self.exposed:
+            safe = full
+        elif line in hidden:
+            safe = "a hidden test failed"
+        else:
+            safe = ("a test of this cell failed; its message is not shown, because the notebook's code had seen a "
+                    "hidden test's inputs by then: run the cell in your notebook to read it")
+        return {"output_type": "error", "ename": ename, "evalue": capped(safe, 4096),
+                "traceback": [capped(f"{ename}: {full}")]}
+
+
+class _Marked(ast.NodeTransformer):
+    """A call of HIDDEN_MARK before each statement on a hidden line: the judge learns when hidden tests start."""
+
+    def __init__(self, lines: set[int]) -> None:
+        self.lines = lines
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        super().generic_visit(node)
+        for field in ("body", "orelse", "finalbody"):
+            statements = getattr(node, field, None)
+            if isinstance(statements, list) and statements and isinstance(statements[0], ast.stmt):
+                marked = []
+                for statement in statements:
+                    if statement.lineno in self.lines:
+                        call = ast.Call(ast.Name(HIDDEN_MARK, ast.Load()), [], [])
+                        marked.append(ast.fix_missing_locations(ast.copy_location(ast.Expr(call), statement)))
+                    marked.append(statement)
+                setattr(node, field, marked)
+        return node
+
+
+class _Printed(io.TextIOBase):
+    """stdout of a test cell: each write goes to `sink` (which picks the shown or the dropped part)."""
+
+    def __init__(self, sink: Callable[[str], Any]) -> None:
+        self.sink = sink
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.sink(text)
+        return len(text)
+
+
+def _frames(tb):
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
 
 
 def _encode_argument(value: Any) -> Any:
@@ -91,22 +215,14 @@ def _handle_of(obj: Any) -> int:
 
 
 def _write_back(original: Any, new: Any) -> None:
-    """Put the kernel's final value of an argument into the judge's own object (in-place changes show here)."""
+    """A generator's new state, or a gradient, into the test's own object (nothing else comes back)."""
     if isinstance(original, torch.Tensor) and isinstance(new, torch.Tensor):
-        with torch.no_grad():
-            if original.shape == new.shape and original.dtype == new.dtype and not torch.equal(original, new):
-                original.copy_(new)
-        if new.grad is not None and original.is_leaf and original.requires_grad:
+        if new.grad is not None and original.is_leaf and original.requires_grad and new.grad.shape == original.shape:
             original.grad = new.grad if original.grad is None else original.grad + new.grad
     elif isinstance(original, torch.Generator) and isinstance(new, torch.Generator):
         original.set_state(new.get_state())
     elif isinstance(original, random.Random) and isinstance(new, random.Random):
         original.setstate(new.getstate())
-    elif isinstance(original, list) and isinstance(new, list):
-        original[:] = new
-    elif isinstance(original, dict) and isinstance(new, dict):
-        original.clear()
-        original.update(new)
 
 
 class Remote:
@@ -122,6 +238,12 @@ class Remote:
         reply = self._session.request("call", self._ref, args=[_encode_argument(a) for a in args],
                                       kwargs={"__dict__": [[k, _encode_argument(v)] for k, v in kwargs.items()]},
                                       backward=backward)
+        changed = reply.get("changed", [])
+        for key in changed if isinstance(changed, list) else []:
+            if (isinstance(key, int) and 0 <= key < len(args)) or (isinstance(key, str) and key in kwargs):
+                where = f"its argument {key + 1}" if isinstance(key, int) else f"its argument {key}="
+                raise AssertionError(f"{self._ref.get('name', 'the function')} changed {where} in place: the course's "
+                                     "functions leave their inputs as they are (work on a copy).")
         written = self._session.value(reply.get("written", {"__dict__": []}))
         if not isinstance(written, dict):
             raise remote.ProtocolError("the kernel's written arguments are not a dict")
@@ -192,34 +314,3 @@ def defined_names(sources: list[str]) -> list[str]:
             elif isinstance(node, ast.Assign):
                 names += [t.id for t in node.targets if isinstance(t, ast.Name)]
     return list(dict.fromkeys(names))
-
-
-def run_test(source: str, names: list[str], send: Send, timeout: float) -> list[dict]:
-    """Run one test cell's source here, with `names` in the kernel; return the cell's outputs (nbformat dicts).
-
-    Passing: what the test printed. Failing: one error output with the exception's message only, so that no
-    line of a hidden test is quoted."""
-    session = Session(send, time.monotonic() + timeout)
-    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
-    namespace.update({name: Remote(session, {"name": name}) for name in names})
-    printed = io.StringIO()
-    error = None
-    global ACTIVE
-    ACTIVE = True
-    try:
-        code = compile(source, "<test cell>", "exec")
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
-            exec(code, namespace)
-    except BaseException as e:  # noqa: BLE001 - every failure of the test is the cell's verdict
-        error = e
-    finally:
-        ACTIVE = False
-    outputs = []
-    if printed.getvalue():
-        outputs.append({"output_type": "stream", "name": "stdout", "text": printed.getvalue()})
-    if error is not None:
-        ename = type(error).__name__
-        evalue = str(error) or ("raised by the notebook's code" if isinstance(error, Exception) else "stopped")
-        outputs.append({"output_type": "error", "ename": ename, "evalue": evalue,
-                        "traceback": [f"{ename}: {evalue}"]})
-    return outputs

@@ -8,6 +8,11 @@
   once the notebook has left the repository (nbgrader exchange, a learning platform's copy).
 * `RedactSecrets` (feedback, before HideHiddenTests): no output line may quote a line of a hidden test or of
   the solutions (a notebook can capture the cells it runs and print them).
+* `safe_markdown2html` (feedback, the HTML exporter's ``markdown2html`` filter): markdown rendered, then
+  sanitised by nh3 with an allowlist of tags and of URL schemes, so no link, however spelled, runs code.
+
+The delimiters of hidden tests and solutions and the path of a source notebook come from nbgrader's own
+configuration (`delimiters`, `source_notebook`).
 """
 
 from __future__ import annotations
@@ -20,12 +25,42 @@ from pathlib import Path
 import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions, NbGraderPreprocessor
 
 from .course import SITE_CONFIG
 
-HIDDEN = re.compile(r"^[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?^[ \t]*#+[ \t]*END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+URL_SCHEMES = {"http", "https", "mailto"}  # the links a feedback page may hold
+
+
+def delimiters(config) -> tuple[str, str, str, str]:
+    """The begin and end delimiters of hidden tests and of solutions, as nbgrader's configuration sets them."""
+    tests, solutions = ClearHiddenTests(config=config), ClearSolutions(config=config)
+    return (tests.begin_test_delimeter, tests.end_test_delimeter, solutions.begin_solution_delimeter,
+            solutions.end_solution_delimeter)
+
+
+def region(begin: str, end: str) -> re.Pattern:
+    """The lines from one holding `begin` to the next holding `end`, both included."""
+    return re.compile(rf"^[^\n]*{re.escape(begin)}.*?^[^\n]*{re.escape(end)}[^\n]*\n?", re.S | re.M)
+
+
+SOLUTION = region(*delimiters(None)[2:])  # a solution region, with the delimiters the course uses (nbgrader's)
+
+
+def source_notebook(config, assignment: str, notebook: str) -> Path:
+    """The release's source notebook (solutions and hidden tests), where nbgrader's configuration puts it."""
+    course = CourseDirectory(config=config)
+    return Path(course.format_path(course.source_directory, ".", assignment)) / f"{notebook}.ipynb"
+
+
+def safe_markdown2html(source: str) -> str:
+    """Markdown as HTML, sanitised: nh3's allowlist of tags and attributes, links to URL_SCHEMES only."""
+    import nh3
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    return nh3.clean(markdown2html_mistune(source), url_schemes=URL_SCHEMES)
 
 
 CHAPTER_LINK = re.compile(r"\]\((?:\.\./)+book/([\w-]+)\.md(#[\w-]*)?\)")
@@ -75,6 +110,7 @@ class HideHiddenTests(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         self.after_hidden = False
+        self.hidden = region(*delimiters(self.config)[:2])
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
@@ -82,8 +118,8 @@ class HideHiddenTests(NbGraderPreprocessor):
             if cell.cell_type == "code" and self.after_hidden and cell.get("outputs"):
                 cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=WITHHELD)]
             return cell, resources
-        self.after_hidden = self.after_hidden or bool(HIDDEN.search(cell.source))
-        cell.source = HIDDEN.sub("# (hidden tests)\n", cell.source)
+        self.after_hidden = self.after_hidden or bool(self.hidden.search(cell.source))
+        cell.source = self.hidden.sub("# (hidden tests)\n", cell.source)
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 message = ANSI.sub("", str(output.get("evalue", ""))) or "a hidden test failed"
@@ -91,18 +127,17 @@ class HideHiddenTests(NbGraderPreprocessor):
         return cell, resources
 
 
-SOLUTION = re.compile(r"^[ \t]*#+[ \t]*BEGIN SOLUTION.*?^[ \t]*#+[ \t]*END SOLUTION[^\n]*\n?", re.S | re.M)
-SCRIPT_SCHEME = re.compile(r"\b(javascript|vbscript|data)\s*:", re.I)
 REDACTED = "[line removed by the autograder: it quotes a hidden test or the solutions]"
 
 
-def secret_lines(texts: list[str], minimum: int = 20) -> set[str]:
-    """The lines (stripped, at least `minimum` characters) of the hidden-test and solution regions of `texts`."""
+def secret_lines(texts: list[str], marks: tuple[str, str, str, str], minimum: int = 20) -> set[str]:
+    """The lines (stripped, at least `minimum` characters) of the hidden-test and solution regions of `texts`,
+    delimited by `marks` (see `delimiters`)."""
     lines = set()
     for text in texts:
-        for region in HIDDEN.findall(text) + SOLUTION.findall(text):
-            lines.update(ln.strip() for ln in region.splitlines() if len(ln.strip()) >= minimum)
-    return {ln for ln in lines if "HIDDEN TESTS" not in ln and "SOLUTION" not in ln}
+        for found in region(*marks[:2]).findall(text) + region(*marks[2:]).findall(text):
+            lines.update(ln.strip() for ln in found.splitlines() if len(ln.strip()) >= minimum)
+    return {ln for ln in lines if not any(mark in ln for mark in marks)}
 
 
 def redact(text: str, secret: set[str]) -> str:
@@ -114,24 +149,20 @@ def redact(text: str, secret: set[str]) -> str:
 
 
 class RedactSecrets(NbGraderPreprocessor):
-    """For feedback: remove every output line that quotes a hidden test or a solution line, and disarm links
-    that would run code (HTML and scripts are nbconvert's SanitizeHTML's, next in the list)."""
+    """For feedback: remove every output line that quotes a hidden test or a solution line (HTML and scripts are
+    nbconvert's SanitizeHTML's, and markdown `safe_markdown2html`'s)."""
 
     def preprocess(self, nb, resources):
         texts = [c.source for c in nb.cells if _graded_code(c)]
         info = resources.get("nbgrader", {})
-        root = Path(self.config.CourseDirectory.get("root", os.getcwd()))
-        source = root / self.config.CourseDirectory.get("source_directory", "source")
-        solution = source / str(info.get("assignment", "")) / f"{info.get('notebook', '')}.ipynb"
+        solution = source_notebook(self.config, str(info.get("assignment", "")), str(info.get("notebook", "")))
         if info.get("assignment") and solution.is_file():
             texts += [c.get("source", "") for c in json.loads(solution.read_text()).get("cells", [])]
             texts = ["".join(t) if isinstance(t, list) else t for t in texts]
-        self.secret = secret_lines(texts)
+        self.secret = secret_lines(texts, delimiters(self.config))
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type in ("markdown", "raw"):  # links that run code: javascript:, vbscript:, data:
-            cell.source = SCRIPT_SCHEME.sub(r"\1-blocked:", cell.source)
         for output in cell.get("outputs", []):
             if "text" in output:
                 output.text = redact(output.text, self.secret)

@@ -6,7 +6,9 @@ int, float, str, lists, tuples, dicts, tensors as {dtype, shape, base64 bytes, r
 states, and integer handles for every other object (it stays in the kernel). Nothing is ever pickled.
 
 `decode` is strict (a dtype allowlist, byte counts that match the shape, a size cap): whatever the kernel
-sends back can only be values, which the judge's own assertions then check.
+sends back can only be values, which the judge's own assertions then check. It is linear in the size of the
+message: dict keys are strings (hashed with the process's random seed) or small integers (distinct hashes), so no
+reply can be built of colliding keys, and it stops at the cell's deadline.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import binascii
 import dataclasses
 import json
 import random
+import time
 import types
 from typing import Any
 
@@ -23,6 +26,7 @@ import torch
 
 MAX_BYTES = 64 * 2**20  # the most tensor data one message may carry
 MAX_ITEMS = 1_000_000  # the most list items, dict entries and tensors one message may carry
+MAX_KEY = 2**31  # an integer dict key lies in (-MAX_KEY, MAX_KEY): such ints hash to themselves, never alike
 DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8,
     torch.uint8, torch.bool)}
@@ -72,12 +76,15 @@ def encode(value: Any, keep=None, budget: list[int] | None = None) -> Any:
     return {"__handle__": keep(value)}
 
 
-def decode(value: Any, resolve=None, budget: list[int] | None = None) -> Any:
-    """The value that `encode` made, checked strictly; handles become `resolve(handle)`."""
-    budget = budget if budget is not None else [MAX_ITEMS, MAX_BYTES]
+def decode(value: Any, resolve=None, budget: list | None = None, deadline: float = float("inf")) -> Any:
+    """The value that `encode` made, checked strictly; handles become `resolve(handle)`. Past `deadline`
+    (time.monotonic) it raises TimeoutError: decoding counts against the time limit of the cell that asked."""
+    budget = budget if budget is not None else [MAX_ITEMS, MAX_BYTES, deadline]
     budget[0] -= 1
     if budget[0] < 0:
         raise ProtocolError("too many items in one message")
+    if budget[0] % 4096 == 0 and time.monotonic() > budget[2]:
+        raise TimeoutError("the test cell ran past its time limit while reading the notebook's reply")
     if value is None or isinstance(value, (bool, str)) or type(value) in (int, float):
         return value
     if type(value) is list:
@@ -94,16 +101,16 @@ def decode(value: Any, resolve=None, budget: list[int] | None = None) -> Any:
         for pair in body:
             if type(pair) is not list or len(pair) != 2:
                 raise ProtocolError("a dict entry is not a pair")
-            key = decode(pair[0], resolve, budget)
-            if not isinstance(key, (str, int, float, bool, tuple, type(None))):
-                raise ProtocolError("a dict key is not a plain value")
+            key = pair[0]
+            if not (key is None or type(key) in (str, bool) or (type(key) is int and -MAX_KEY < key < MAX_KEY)):
+                raise ProtocolError("a dict key must be a string or an integer of at most 31 bits")
             out[key] = decode(pair[1], resolve, budget)
         return out
     if tag == "__generator__" and isinstance(body, str):
         generator = torch.Generator()
         generator.set_state(torch.frombuffer(bytearray(_b64(body, budget)), dtype=torch.uint8).clone())
         return generator
-    if tag == "__random__" and type(body) is list and len(body) == 3 and type(body[1]) is list:
+    if tag == "__random__" and type(body) is list and len(body) == 3 and type(body[1]) is list and len(body[1]) < 700:
         rng = random.Random()
         rng.setstate((body[0], tuple(int(x) for x in body[1]), body[2]))
         return rng
@@ -230,31 +237,31 @@ def _run(request: dict) -> dict:
         raise ValueError(f"unknown operation {op!r}")
     args = decode(request["args"], _resolve)
     kwargs = decode(request["kwargs"], _resolve)
-    before = {key: v.detach().clone() for key, v in _tensors(args, kwargs)}
+    before = {key: _snapshot(v) for key, v in _arguments(args, kwargs)}
+    result = target(*args, **kwargs)
     if request.get("backward"):  # gradients of sum(output) with respect to the tensor arguments
-        result = target(*args, **kwargs)
-        output = result[0] if isinstance(result, tuple) else result
-        output.sum().backward()
-    else:
-        result = target(*args, **kwargs)
-    written = {}
-    for key, value in _tensors(args, kwargs):
-        if request.get("backward") or not torch.equal(value.detach(), before[key]):
-            written[key] = value
-    for key, value in _containers(args, kwargs):
-        written[key] = value
-    return {"ok": True, "value": encode(result, _keep),
-            "written": encode({k: v for k, v in written.items()}, _keep)}
+        (result[0] if isinstance(result, tuple) else result).sum().backward()
+    changed = [key for key, v in _arguments(args, kwargs) if not _same(_snapshot(v), before[key])]
+    written = {key: v for key, v in _arguments(args, kwargs) if isinstance(v, (torch.Generator, random.Random))
+               or (request.get("backward") and isinstance(v, torch.Tensor) and v.grad is not None)}
+    return {"ok": True, "value": encode(result, _keep), "changed": changed, "written": encode(written, _keep)}
 
 
-def _tensors(args: list, kwargs: dict):
+def _snapshot(value: Any) -> Any:
+    """What a tensor, list or dict argument holds, to tell whether the call changed it in place."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    return json.dumps(encode(value, id)) if isinstance(value, (list, dict)) else None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and _tensor_bytes(a) == _tensor_bytes(b)
+    return a == b
+
+
+def _arguments(args: list, kwargs: dict):
+    """The arguments that a call could change in place: tensors, lists, dicts, generators."""
     for key, value in [*enumerate(args), *kwargs.items()]:
-        if isinstance(value, torch.Tensor):
-            yield key, value
-
-
-def _containers(args: list, kwargs: dict):
-    """The arguments that a call may change in place and the judge writes back: lists, dicts, generators."""
-    for key, value in [*enumerate(args), *kwargs.items()]:
-        if isinstance(value, (list, dict, torch.Generator, random.Random)):
+        if isinstance(value, (torch.Tensor, list, dict, torch.Generator, random.Random)):
             yield key, value

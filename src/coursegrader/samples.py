@@ -13,7 +13,9 @@ from pathlib import Path
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
-SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
+from .preprocessors import delimiters
+
+SOLUTION_MARKERS = re.compile("^[^\n]*(" + "|".join(map(re.escape, delimiters(None)[2:])) + ")[^\n]*\n?", re.M)
 
 
 def answers(solution_nb: Path) -> dict[str, str]:

@@ -1,7 +1,8 @@
-"""The student's kernel in an OS-level sandbox (bubblewrap), driven by nbgrader from outside it.
+"""The student's kernel in an OS-level sandbox (bubblewrap), started by a jupyter_client kernel provisioner.
 
 nbgrader, the gradebook and every file of the course stay in the trusted grading process; only the kernel
-that runs the submission's code is started inside ``bwrap``, where it has:
+that runs the submission's code is started inside ``bwrap`` (by `SandboxProvisioner`, registered under the
+``jupyter_client.kernel_provisioners`` entry point as ``coursegrader-sandbox``), where it has:
 
 * an unprivileged uid: for real when the grader runs as root (``setpriv``), one uid per grading worker
   (`sandbox_uid`), so that no two sandboxes of a batch share a process limit or can signal each other;
@@ -12,36 +13,36 @@ that runs the submission's code is started inside ``bwrap``, where it has:
 * one writable folder of its own (HOME and working directory, empty at start), a private /tmp;
 * no network, its own PID, IPC and UTS namespaces: every process it starts dies with it;
 * limits on address space, processes (of its uid, when grading as root), file size and core dumps
-  (``prlimit``);
-* a cell time limit enforced from outside: SIGINT, then SIGKILL of the whole sandbox after a grace period.
+  (``prlimit``), and, where the machine lets the grader write cgroups, a CPU share of its own (`cpu_group`);
+* no file descriptor of the grader: stdin, stdout and stderr are /dev/null, nothing else is inherited.
 
 The kernel talks to nbgrader over Unix sockets (ZeroMQ ``ipc``) in its own folder: nothing else is shared.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
-import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import nbformat
-from jupyter_client.manager import AsyncKernelManager
-from nbclient.util import run_sync
-from nbgrader.preprocessors import Execute
+from jupyter_client.provisioning import LocalProvisioner
 
 UID = 65534  # nobody: the uid inside a user namespace (grading without root)
 UID_BASE = 1_000_000  # grading as root: worker process p runs its sandboxes as uid UID_BASE + p, a uid no one has
 HOME = "/home/student"
 LIBRARY = "/opt/course-library"
 GRACE_SECONDS = 5  # after a cell's time limit: SIGINT, then this long for the kernel to answer, then SIGKILL
+PROVISIONER = "coursegrader-sandbox"  # its name under the jupyter_client.kernel_provisioners entry point
+CGROUP_ROOTS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/cpu,cpuacct"))
+GROUP_PREFIX = "coursegrader-sandbox-"  # the name of each sandbox's cgroup, under one of CGROUP_ROOTS
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Settings:
     memory_mb: int = 6144
     processes: int = 256
     env: dict | None = None
+    cpus: float | None = None  # the CPU share of each sandbox (a cgroup of its own), None: not enforced
 
     def as_dict(self) -> dict:
         """Plain data, to send to the grading worker."""
@@ -77,7 +79,7 @@ def unavailable() -> str | None:
 
 
 def prepare(work: Path, assignment: str | None = None, memory_mb: int = 6144, processes: int = 256,
-            env: dict | None = None) -> Settings:
+            env: dict | None = None, cpus: float | None = None) -> Settings:
     """A sandbox folder under `work`, with a non-editable copy of the course library for `assignment`: in it,
     that assignment's graded pieces are stubs that raise (`coursegrader.stubs`)."""
     import bertlab
@@ -99,7 +101,8 @@ def prepare(work: Path, assignment: str | None = None, memory_mb: int = 6144, pr
             stub_library(library, assignment)
         for path in [library, *library.rglob("*")]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    return Settings(root=str(root), library=str(library), memory_mb=memory_mb, processes=processes, env=env)
+    return Settings(root=str(root), library=str(library), memory_mb=memory_mb, processes=processes, env=env,
+                    cpus=cpus)
 
 
 def _system_binds() -> list[str]:
@@ -184,195 +187,107 @@ def _bwrap(settings: Settings, folder: Path | None) -> list[str]:
     return args
 
 
-def kernel_folder(settings: Settings) -> Path:
-    """A new private folder for one kernel: its connection file, its sockets, and home/ (writable by it)."""
-    folder = Path(settings.root) / f"kernel-{secrets.token_hex(6)}"
-    (folder / "home").mkdir(parents=True)
-    if os.geteuid() == 0:
-        for path in (folder, folder / "home"):
-            os.chown(path, sandbox_uid(), sandbox_uid())
-    os.chmod(folder, 0o700)
-    return folder
+# ---- a CPU share per sandbox ------------------------------------------------------------------------------
 
 
-class SandboxKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernel runs under bwrap and talks over Unix sockets in its own folder."""
+def cpu_group(cpus: float) -> Path | None:
+    """A new cgroup whose processes together get at most `cpus` CPUs (cgroup v2 ``cpu.max``, or v1
+    ``cpu.cfs_quota_us``); None where this process cannot create one (no root, no delegation, no controller).
+
+    Each is a child of the hierarchy's root, a sibling of the machine's other groups: under a parent of their own
+    the sandboxes together would weigh as much as one process of the machine, and starve on a busy one."""
+    period = 100_000
+    for root in CGROUP_ROOTS:
+        v2 = (root / "cgroup.controllers").is_file()
+        if not (root / ("cgroup.subtree_control" if v2 else "cpu.cfs_quota_us")).is_file():
+            continue
+        group = root / f"{GROUP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            if v2:
+                with contextlib.suppress(OSError):
+                    (root / "cgroup.subtree_control").write_text("+cpu")
+            group.mkdir()
+            if v2:
+                (group / "cpu.max").write_text(f"{int(cpus * period)} {period}")
+            else:
+                (group / "cpu.cfs_period_us").write_text(str(period))
+                (group / "cpu.cfs_quota_us").write_text(str(int(cpus * period)))
+            return group
+        except OSError:
+            with contextlib.suppress(OSError):
+                group.rmdir()
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_shares_work() -> bool:
+    """Whether this machine gives each sandbox a CPU share of its own (see `cpu_group`)."""
+    group = cpu_group(1.0)
+    if group is not None:
+        group.rmdir()
+    return group is not None
+
+
+# ---- the kernel provisioner ---------------------------------------------------------------------------------
+
+
+class SandboxProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner with the kernel inside bwrap, talking over Unix sockets in a folder of
+    its own, with no file descriptor of the grader, and signals sent to the processes inside the sandbox."""
 
     settings: Settings | None = None  # set by the grading worker before nbgrader runs
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        if self.settings is None:
-            raise RuntimeError("SandboxKernelManager.settings is not set.")
-        self.folder = kernel_folder(self.settings)
-        self.transport = "ipc"
-        self.ip = str(self.folder / "kernel")
-        self.connection_file = str(self.folder / "kernel.json")
-
-    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        """The kernel's own command, run by the sandbox's python, inside bwrap."""
-        cmd = super().format_kernel_cmd(extra_arguments)
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        """A new private folder (its connection file, sockets and HOME), then the kernel command inside bwrap."""
+        settings = self.settings
+        if settings is None:
+            raise RuntimeError("SandboxProvisioner.settings is not set.")
+        self.folder = Path(settings.root) / f"kernel-{secrets.token_hex(6)}"
+        (self.folder / "home").mkdir(parents=True)
+        owner = sandbox_uid() if os.geteuid() == 0 else None
+        km = self.parent
+        km.transport, km.ip, km.connection_file = "ipc", str(self.folder / "kernel"), str(self.folder / "kernel.json")
+        kwargs = await super().pre_launch(**kwargs)
+        os.chmod(km.connection_file, 0o644)  # the folder is private to the sandbox's uid; the kernel reads it
+        for path in (self.folder, self.folder / "home", Path(km.connection_file)):
+            if owner is not None:
+                os.chown(path, owner, owner)
+        os.chmod(self.folder, 0o700)
+        cmd = list(kwargs["cmd"])
         if cmd and Path(cmd[0]).name.startswith("python"):
             cmd[0] = str(Path(sys.prefix) / "bin" / "python")
-        return [*_bwrap(self.settings, self.folder), *cmd]
+        cmd = [*_bwrap(settings, self.folder), *cmd]
+        self.group = cpu_group(settings.cpus) if settings.cpus else None
+        if self.group is not None:  # the shell joins the cgroup, then becomes bwrap: every process starts in it
+            cmd = ["/bin/sh", "-c", 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', "sh", str(self.group), *cmd]
+        kwargs.pop("cwd", None)  # bwrap --chdir sets the kernel's own; the notebook's folder is not in the sandbox
+        return {**kwargs, "cmd": cmd}
 
-    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
-        os.chmod(self.connection_file, 0o644)  # the folder is private to the sandbox's uid; the kernel reads it
-        if os.geteuid() == 0:
-            os.chown(self.connection_file, sandbox_uid(), sandbox_uid())
-        kw.pop("cwd", None)  # bwrap --chdir sets the kernel's own; the notebook's folder is not in the sandbox
-        await super()._async_launch_kernel(kernel_cmd, **kw)
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any):
+        """The kernel gets /dev/null for stdin, stdout and stderr (and Popen closes every other descriptor)."""
+        for stream in ("stdin", "stdout", "stderr"):
+            kwargs[stream] = subprocess.DEVNULL
+        return await super().launch_kernel(cmd, **kwargs)
 
-    async def _async_signal_kernel(self, signum: int) -> None:
-        """Signal the processes inside the sandbox: SIGINT to bwrap itself would end it, and the kernel with it."""
+    async def send_signal(self, signum: int) -> None:
+        """SIGINT and the like go to the processes inside the sandbox (to bwrap itself it would end the sandbox);
+        SIGKILL goes to bwrap's group, which ends the sandbox's PID namespace and everything in it."""
         import psutil  # a dependency of ipykernel
 
-        process = getattr(self.provisioner, "process", None)
-        if process is None:
-            return await super()._async_signal_kernel(signum)
+        if self.process is None or signum == signal.SIGKILL:
+            return await super().send_signal(signum)
         try:
-            inside = [p for p in psutil.Process(process.pid).children(recursive=True) if p.name() != "bwrap"]
+            inside = [p for p in psutil.Process(self.process.pid).children(recursive=True) if p.name() != "bwrap"]
         except psutil.Error:
             inside = []
         for p in inside:
             with contextlib.suppress(psutil.Error):
                 p.send_signal(signum)
 
-    async def _async_cleanup_resources(self, restart: bool = False) -> None:
-        await super()._async_cleanup_resources(restart=restart)
-        if not restart:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        else:  # a fresh kernel gets a fresh, empty HOME
-            shutil.rmtree(self.folder / "home", ignore_errors=True)
-            (self.folder / "home").mkdir()
-            if os.geteuid() == 0:
-                os.chown(self.folder / "home", sandbox_uid(), sandbox_uid())
-
-
-class SandboxedExecute(Execute):
-    """nbgrader's Execute with the kernel in the sandbox, test cells run by the judge, and a cell time limit
-    that SIGINT cannot dodge.
-
-    A graded test cell never reaches the kernel: `coursegrader.judge` runs its source (the release's, as
-    nbgrader's OverwriteCells restored it) in this process, with the names that the release's solution cells
-    define reaching the kernel through data only; the judge's verdict becomes the cell's outputs, which
-    nbgrader's SaveAutoGrades scores.
-
-    After a cell's time limit the kernel is interrupted (SIGINT); a kernel that does not answer within
-    GRACE_SECONDS is killed (SIGKILL, its sandbox with it) and a fresh one started: the cell fails, the cells
-    after it run in the new kernel (without the notebook's earlier definitions), the cells before keep theirs.
-    """
-
-    def __init__(self, **kwargs) -> None:
-        if SandboxKernelManager.settings is not None:
-            kwargs["kernel_manager_class"] = SandboxKernelManager
-        super().__init__(**kwargs)
-        self._killed: asyncio.Event | None = None
-        self._names: list[str] = []
-
-    def preprocess(self, nb, resources=None, km=None):
-        self._names = self._solution_names(resources or {})
-        return super().preprocess(nb, resources, km)
-
-    def _solution_names(self, resources: dict) -> list[str]:
-        """The names that the release's solution cells define (from the source notebook, never the submission)."""
-        info = resources.get("nbgrader", {})
-        course = self.config.CourseDirectory
-        source = (Path(course.get("root", os.getcwd())) / course.get("source_directory", "source")
-                  / str(info.get("assignment", "")) / f"{info.get('notebook', '')}.ipynb")
-        if not source.is_file():
-            return []
-        from . import judge
-
-        cells = nbformat.read(source, as_version=4).cells
-        return judge.defined_names([c.source for c in cells if c.cell_type == "code"
-                                    and c.get("metadata", {}).get("nbgrader", {}).get("solution")])
-
-    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
-            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
-        from . import judge
-
-        loop = asyncio.get_running_loop()
-
-        def send(expression: str, timeout: float) -> dict:
-            return asyncio.run_coroutine_threadsafe(self._request(expression, timeout), loop).result()
-
-        outputs = await asyncio.to_thread(judge.run_test, cell.source, self._names, send, float(self.timeout or 60))
-        cell.outputs = [nbformat.from_dict(o) for o in outputs]
-        return cell
-
-    execute_cell = run_sync(async_execute_cell)  # nbclient binds its own coroutine at class creation
-
-    async def _request(self, expression: str, timeout: float) -> dict:
-        """Evaluate one request expression in the kernel (a user expression: the reply is data on the shell)."""
-        from . import remote
-
-        msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"r": expression},
-                                 allow_stdin=False)
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while True:
-            try:
-                msg = await self.kc.get_shell_msg(timeout=max(end - loop.time(), 0.01))
-            except Exception:
-                reply = await self._async_handle_timeout(int(timeout))  # interrupt; kill if it does not answer
-                said = ((reply or {}).get("content") or {}).get("evalue")
-                raise TimeoutError(said or f"the test cell ran past its time limit ({self.timeout} s) in the "
-                                   "notebook's code, and was interrupted") from None
-            if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                break
-        content = msg.get("content", {})
-        result = content.get("user_expressions", {}).get("r", {}) if content.get("status") == "ok" else content
-        if result.get("status") != "ok":
-            return {"ok": False, "ename": str(result.get("ename", "KernelError")), "rng": "",
-                    "evalue": str(result.get("evalue", "the kernel could not run the request"))}
-        data = result.get("data", {}).get("application/json", {})
-        text = data.get("reply") if isinstance(data, dict) else None
-        if not isinstance(text, str) or len(text) > 4 * remote.MAX_BYTES:
-            raise remote.ProtocolError("the kernel's reply is not the judge's data")
-        return json.loads(text)
-
-    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
-        self._killed = killed = asyncio.Event()
-        poll = asyncio.ensure_future(super()._async_poll_output_msg(parent_msg_id, cell, cell_index))
-        stop = asyncio.ensure_future(killed.wait())
-        await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if killed.is_set():  # the kernel was killed: its outputs will never end
-            poll.cancel()
-            return None
-        return poll.result()
-
-    async def _async_handle_timeout(self, timeout, cell=None):
-        reply = await super()._async_handle_timeout(timeout, cell)  # interrupts (SIGINT)
-        if await self._answers(GRACE_SECONDS):
-            return reply
-        self.log.error("The kernel ignored the interrupt: killed, and a fresh one started.")
-        if self._killed is not None:
-            self._killed.set()  # the cell's outputs are complete: its kernel is gone
-        await self.km.restart_kernel(now=True)  # SIGKILL; the sandbox's PID namespace goes with it
-        self.kc.stop_channels()
-        self.kc = self.km.client()  # the new kernel's sockets
-        self.kc.start_channels()
-        await self.kc.wait_for_ready(timeout=120)
-        message = (f"the cell ran past its time limit ({timeout} s) and ignored the interrupt: its kernel was "
-                   "killed and a fresh one started, so the cells after it run without this notebook's earlier "
-                   "definitions.")
-        return {"content": {"status": "error", "ename": "CellTimeoutError", "evalue": message,
-                            "traceback": [f"CellTimeoutError: {message}"]}}
-
-    async def _answers(self, seconds: float) -> bool:
-        """Whether the kernel answers a kernel_info request within `seconds` (it does once the cell stopped)."""
-        msg_id = self.kc.kernel_info()
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while (left := end - loop.time()) > 0:
-            try:
-                msg = await self.kc.get_shell_msg(timeout=left)
-            except Exception:
-                return False
-            if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                return True
-        return False
+    async def cleanup(self, restart: bool = False) -> None:
+        """The kernel's folder goes (a restarted kernel gets a new one, with an empty HOME), and its cgroup."""
+        await super().cleanup(restart=restart)
+        shutil.rmtree(getattr(self, "folder", "/nonexistent"), ignore_errors=True)
+        if getattr(self, "group", None) is not None:
+            with contextlib.suppress(OSError):
+                self.group.rmdir()
