@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bertlab.finetune import FinetuneConfig, sample_rows, evaluate_task
+from bertlab.finetune import FinetuneConfig, evaluate_task, sample_rows
 from bertlab.finetune_tasks import TASKS
 from bertlab.finetuned_models import load_scores
 from bertlab.shipped import FINETUNED_TASKS, finetuned_model_dir
