@@ -170,7 +170,7 @@ def test_only_the_release_notebooks_reach_the_feedback_folder(batch):
     grading.feedback(course, ["nsp_sop"])
     assert not (course / "autograded/h_extra/nsp_sop/evil.html").exists()
     published = {p.name for p in (course / "feedback/h_extra/nsp_sop").iterdir()}
-    assert published <= {"nsp_sop.html", "timestamp.txt"} and "nsp_sop.html" in published, published
+    assert published <= {"nsp_sop.html", "timestamp.txt", "submission_secret.txt"} and "nsp_sop.html" in published
     assert scores(course, "h_extra", "nsp_sop") == NSP
 
 

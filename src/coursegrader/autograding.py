@@ -54,6 +54,7 @@ from .course import (
 )
 
 RELEASE = "exercises"  # the release folder of the template (CourseDirectory.release_directory)
+NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")  # nbgrader's own files of a submission, plain text
 
 
 @dataclass
@@ -356,8 +357,9 @@ def _merge(batch: Batch, student: str, name: str, graded: Graded) -> Result:
     for file, data in batch.release_files(name).items():  # declared extra files: the release's copy, never the
         if not file.endswith(".ipynb"):                   # student's (which feedback/ would publish as it is)
             (dest / file).write_bytes(data)
-    if stamp:
-        (dest / "timestamp.txt").write_text(stamp)
+    for kept in NBGRADER_FILES:  # what nbgrader's own commands read there (release_feedback needs the secret)
+        with contextlib.suppress(OSError, ValueError):
+            (dest / kept).write_bytes(read_plain_file(submitted / kept)[0])
     with gradebook(batch.db_url) as gb:
         bad = integrity.check_scores(gb, name, student, fix=True)
         if bad:
