@@ -73,14 +73,22 @@ def import_tasks():
     return module
 
 
-def course_fonts():
-    """book/_ext/course_fonts.py (the site's web-font extension), as a module."""
+def site_extension(name: str):
+    """book/_ext/<name>.py (one of the site's Sphinx extensions), as a module."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("course_fonts", ROOT / "book" / "_ext" / "course_fonts.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "_ext" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def course_fonts():
+    return site_extension("course_fonts")
+
+
+def course_editions():
+    return site_extension("course_editions")
 
 
 def unavailable(reason: str):
@@ -388,11 +396,13 @@ def test_the_web_font_is_small_and_covers_the_site(site):
 
     fonts = course_fonts()
     CSS_FILE, FONT_FILE, characters_used = fonts.CSS_FILE, fonts.FONT_FILE, fonts.characters_used
-    font = TTFont(str(site / "_static" / FONT_FILE))
-    missing = sorted(c for c in characters_used(site) if ord(c) not in font.getBestCmap())
-    assert not missing, f"characters of the site missing from its font: {''.join(missing)}"
-    assert (site / "_static" / FONT_FILE).stat().st_size < 1_000_000
-    assert FONT_FILE in (site / "_static" / CSS_FILE).read_text()
+    folders = frozenset(e.folder for e in course_editions().EDITIONS if e.folder)
+    for root in [site, *(site / f for f in sorted(folders) if (site / f).is_dir())]:  # each edition has its own
+        font = TTFont(str(root / "_static" / FONT_FILE))
+        missing = sorted(c for c in characters_used(root, folders) if ord(c) not in font.getBestCmap())
+        assert not missing, f"characters of {root.name} missing from its font: {''.join(missing)}"
+        assert (root / "_static" / FONT_FILE).stat().st_size < 1_000_000
+        assert FONT_FILE in (root / "_static" / CSS_FILE).read_text()
 
 
 @pytest.mark.parametrize("page_path", NOTEBOOKS)

@@ -6,12 +6,17 @@ items breaks aria-required-children: one finding per entry and one per list. Her
 ``listitem`` of its list. The writer is extended where it is chosen (``builder-inited``, after the theme has put
 its own translator in place), so the theme's changes stay.
 
+myst-nb folds a ``hide-input`` cell into ``<details>`` whose ``<summary aria-label="Toggle hidden content">``
+shows "Show code cell content": a name that does not contain the visible text (axe:
+label-content-name-mismatch). The summary is written here without the label, so its name is the text it shows.
+
 The theme's search field and colour-mode button are fixed in ``templates/`` (their templates say why).
 """
 
 from __future__ import annotations
 
 import types
+from html import escape
 from typing import Any
 
 from docutils import nodes
@@ -26,6 +31,17 @@ class CitationsAsListItems:
         self.body.append(self.starttag(node, "div", classes=[node.tagname], role="listitem"))
 
 
+def visit_folded_cell(self: Any, node: nodes.Element) -> None:
+    """myst-nb's folded cell, with a summary whose accessible name is its visible text."""
+    self.body.append(f'<details class="admonition hide {" ".join(node["classes"])}">\n<summary>\n')
+    self.body.append(f'<p class="collapsed admonition-title">{escape(node["prompt_show"])}</p>\n')
+    self.body.append(f'<p class="expanded admonition-title">{escape(node["prompt_hide"])}</p>\n</summary>\n')
+
+
+def depart_folded_cell(self: Any, node: nodes.Element) -> None:
+    self.body.append("</details>\n")
+
+
 def extend_translator(app: Any) -> None:
     if app.builder.format != "html":
         return
@@ -37,5 +53,9 @@ def extend_translator(app: Any) -> None:
 
 
 def setup(app: Any) -> dict[str, Any]:
+    from myst_nb.sphinx_ import HideCodeCellNode
+
+    app.setup_extension("myst_nb")  # so that this visitor replaces myst-nb's, not the other way round
+    app.add_node(HideCodeCellNode, override=True, html=(visit_folded_cell, depart_folded_cell))
     app.connect("builder-inited", extend_translator, priority=900)  # after pydata-sphinx-theme's (500)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

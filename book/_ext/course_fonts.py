@@ -47,11 +47,14 @@ html:root {{
 """
 
 
-def characters_used(site: Path) -> set[str]:
-    """Every CJK character in the site's HTML pages and scripts (the search index holds titles too)."""
+def characters_used(site: Path, skip: frozenset[str] = frozenset()) -> set[str]:
+    """Every CJK character in the site's HTML pages and scripts (the search index holds titles too), leaving out
+    the folders ``skip`` at its top (the other editions, published below the English one, with fonts of their
+    own)."""
     chars: set[str] = set()
     for path in site.rglob("*"):
-        if path.suffix in (".html", ".js") and path.is_file() and "_static" not in path.relative_to(site).parts[:1]:
+        top = path.relative_to(site).parts[:1]
+        if path.suffix in (".html", ".js") and path.is_file() and not {"_static", *skip} & set(top):
             chars.update(CJK.findall(path.read_text(encoding="utf-8", errors="ignore")))
     return chars
 
@@ -83,10 +86,10 @@ def write_web_font(app: Any, exception: Exception | None) -> None:
     """After a successful HTML build: the subset font and its stylesheet in _static/."""
     if exception is not None or app.builder.format != "html":
         return
-    from course_editions import edition  # book/_ext is on sys.path in a Sphinx build
+    from course_editions import EDITIONS, edition  # book/_ext is on sys.path in a Sphinx build
 
     site = Path(app.outdir)
-    chars = characters_used(site)
+    chars = characters_used(site, frozenset(e.folder for e in EDITIONS if e.folder))
     family = edition(app.config.language).font
     key = hashlib.sha256((family + "".join(sorted(chars))).encode()).hexdigest()[:16]
     cached = Path(app.outdir).parent / ".font_cache" / f"{key}.woff"
