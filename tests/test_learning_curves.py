@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+from shipped_results import stored_or_skip
 
 from bertlab.counting_baselines import C_GRID, shared_characters, tag_lookup, tuned_baseline
 from bertlab.learning_curves import (
@@ -113,9 +114,7 @@ def test_a_quick_run_chooses_rates_on_validation_and_resumes(tmp_path):
 
 # ---- the stored results ----------------------------------------------------------------------------------------------
 def _stored(name):
-    from bertlab.shipped import load_results
-
-    return load_results(name)
+    return stored_or_skip(name)
 
 
 @pytest.mark.parametrize("name", ["learning_curves", "pretraining_compute"])

@@ -1,6 +1,7 @@
 """The gain against pretraining compute: its first checkpoint, its compute axis, and its shared runs."""
 
 import pytest
+from shipped_results import stored_or_skip
 
 from bertlab.pretraining_compute import parse_sweep, pretraining_compute, stacked_stage1
 
@@ -39,9 +40,7 @@ def test_sweep_arguments_name_a_directory_and_its_steps():
 def test_the_sweep_shares_the_course_and_random_runs_of_the_curves():
     """The course model's and random weights' points are the learning curves' own (same rate, seed, examples and
     score); the checkpoints are ordered by compute, the shipped model's being the unit."""
-    from bertlab.shipped import load_results
-
-    sweep, curves = load_results("pretraining_compute"), load_results("learning_curves")
+    sweep, curves = stored_or_skip("pretraining_compute"), stored_or_skip("learning_curves")
     shared = {(r["task"], r["start"], r["n"], r["seed"]): (r["learning_rate"], r["test"]) for r in curves["points"]}
     mine = [r for r in sweep["points"] if r["start"] in ("course", "random")]
     assert mine and all(shared[(r["task"], r["start"], r["n"], r["seed"])] == (r["learning_rate"], r["test"])

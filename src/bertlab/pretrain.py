@@ -150,7 +150,10 @@ def stacked_state(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, 
 
 def peoples_daily_documents(split: str, task: str) -> Any:
     """People's Daily articles as pretraining documents: for a sentence-pair task without their headings
-    (`bertlab.pretraining_data.drop_headings`: a headline always comes first, and would give SOP's order away)."""
+    (`bertlab.pretraining_data.drop_headings`: a headline always comes first, and would give SOP's order away).
+
+    Chapter: book/nsp_sop.md
+    """
     documents = load_peoples_daily_documents(split=split)
     return documents if task == "none" else datasets.Dataset.from_list(drop_headings(documents))
 

@@ -83,3 +83,9 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
 def load_training(directory: str | Path) -> dict[str, Any]:
     """How a shipped model was trained: the command, its wall time, and its loss/accuracy history."""
     return json.loads(Path(directory, TRAINING_NAME).read_text(encoding="utf-8"))
+
+
+def steps_trained(training: dict[str, Any]) -> int:
+    """The pretraining steps behind a shipped model (``load_training``'s record): the step of the checkpoint it
+    was exported from, which is below ``args["max_steps"]`` for a run stopped early in its schedule (stage 3)."""
+    return int(str(training.get("checkpoint", "")).rpartition("-")[2] or training["args"]["max_steps"])

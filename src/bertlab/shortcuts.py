@@ -56,7 +56,10 @@ def _token_id(token: Any) -> int:
 
 
 def punctuation_ids(tokenizer: Any) -> set[int]:
-    """The ids of PUNCTUATION's characters in ``tokenizer``'s vocabulary (those it has)."""
+    """The ids of PUNCTUATION's characters in ``tokenizer``'s vocabulary (those it has).
+
+    Chapter: book/nsp_sop.md
+    """
     vocab = tokenizer.get_vocab()
     return {vocab[c] for c in PUNCTUATION if c in vocab}
 
