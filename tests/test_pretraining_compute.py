@@ -3,7 +3,7 @@
 import pytest
 from shipped_results import stored_or_skip
 
-from bertlab.pretraining_compute import parse_sweep, pretraining_compute, stacked_stage1
+from bertlab.pretraining_compute import parse_sweep, pretraining_compute, shipped_steps, stacked_stage1
 
 
 @pytest.mark.filterwarnings("ignore:.*(newly initialised|not used from)")
@@ -13,7 +13,7 @@ def test_the_sweep_starts_from_stage1_stacked_and_counts_compute(tmp_path):
     import torch
 
     from bertlab.checkpoint import read_state_dict
-    from bertlab.experiments import COURSE, STAGE3
+    from bertlab.experiments import COURSE
     from bertlab.heads import BertForSequenceClassification
     from bertlab.shipped import STAGE1, course_model_dir
 
@@ -25,8 +25,7 @@ def test_the_sweep_starts_from_stage1_stacked_and_counts_compute(tmp_path):
         key = "encoder.layer.{}.attention.self.value.weight"
         assert torch.equal(model.bert.state_dict()[key.format(i)], stage1["bert." + key.format(i % 2)].float())
     assert (directory / "vocab.txt").read_bytes() == (course_model_dir() / "vocab.txt").read_bytes()
-    zero, stage2, full = (pretraining_compute(s) for s in (0, COURSE["max_steps"],
-                                                           COURSE["max_steps"] + STAGE3["max_steps"]))
+    zero, stage2, full = (pretraining_compute(s) for s in (0, COURSE["max_steps"], shipped_steps()))
     assert 0 < zero["fraction"] < stage2["fraction"] < full["fraction"] == 1.0
     assert zero["token_layers_millions"] < stage2["token_layers_millions"] < full["token_layers_millions"]
 

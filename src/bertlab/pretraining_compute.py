@@ -1,7 +1,10 @@
 """The gain over random weights against pretraining compute: the learning curves' protocol at one N, for
 checkpoints along the course model's pretraining.
 
-    python -m bertlab.pretraining_compute stage3-8000=runs/sweep_keep/stage3-8000:13000 --runs-dir runs/curves --jobs 2
+    python -m bertlab.pretraining_compute [NAME=DIR:STEPS ...] --runs-dir runs/curves --jobs 2
+
+(for example stage3-5000=runs/experiments/stage3/checkpoint-5000:10000, a checkpoint of stage 3 and its steps
+after stage 1).
 
 Run it with the learning curves' own ``--runs-dir``: the course model's and random weights' runs are then the
 curves' own (the same rate, seeds and examples), and only the other checkpoints are trained. Each checkpoint
@@ -47,12 +50,21 @@ def stacked_stage1(directory: Path) -> Path:
     return directory
 
 
+def shipped_steps() -> int:
+    """Steps after stage 1 behind the shipped course model: all of stage 2's, and stage 3's up to the checkpoint
+    it was exported from."""
+    from .experiments import COURSE
+    from .shipped import load_training, steps_trained
+
+    return COURSE["max_steps"] + steps_trained(load_training(course_model_dir()))
+
+
 def pretraining_compute(steps: int) -> dict[str, float]:
     """Pretraining compute of the course model ``steps`` steps after stage 1 (stages 2 and 3 share their batch
     size and sequence length), in millions of token-layers (tokens seen in training times encoder layers: the
     part of the cost that grows with depth), and as a fraction of the shipped model's."""
     from .checkpoint import read_config
-    from .experiments import COURSE, STAGE3
+    from .experiments import COURSE
     from .shipped import STAGE1, load_training
 
     stage1 = load_training(STAGE1)["args"]
@@ -60,7 +72,7 @@ def pretraining_compute(steps: int) -> dict[str, float]:
     layers = read_config(course_model_dir()).num_hidden_layers
     first = stage1["max_steps"] * stage1["batch_size"] * stage1["max_length"] * layers1 / 1e6
     per_step = COURSE["batch_size"] * COURSE["max_length"] * layers / 1e6
-    shipped = first + (COURSE["max_steps"] + STAGE3["max_steps"]) * per_step
+    shipped = first + shipped_steps() * per_step
     return {"steps_after_stage1": steps, "token_layers_millions": round(first + steps * per_step, 1),
             "fraction": round((first + steps * per_step) / shipped, 3)}
 
@@ -82,7 +94,7 @@ def run_sweep(runs_dir: Path, extra: dict[str, tuple[str, int]], jobs: int = 1) 
     ``extra`` checkpoints, the end of stage 2, and the shipped model. The course model and random weights keep the
     rates the learning curves chose for them (their runs are the curves' own); every other checkpoint chooses its
     own on validation."""
-    from .experiments import COURSE, STAGE3, cross_evaluate
+    from .experiments import COURSE, cross_evaluate
     from .shipped import STAGE2, load_results
 
     curves = load_results(RESULTS_NAME)
@@ -91,7 +103,7 @@ def run_sweep(runs_dir: Path, extra: dict[str, tuple[str, int]], jobs: int = 1) 
             if r["task"] in SWEEP_TASKS and r["chosen_at"] == governing_size(SWEEP_SIZES[0], sizes[r["task"]])}
     checkpoints = {"stage2-0": (str(stacked_stage1(runs_dir / "stacked-stage1")), 0), **extra,
                    "stage2": (str(STAGE2), COURSE["max_steps"]),
-                   "course": (str(course_model_dir()), COURSE["max_steps"] + STAGE3["max_steps"])}
+                   "course": (str(course_model_dir()), shipped_steps())}
     checkpoints = dict(sorted(checkpoints.items(), key=lambda item: item[1][1]))  # by compute
     fixed = {f"{task}/{start}": kept[(task, start)] for task in SWEEP_TASKS for start in ("course", "random")}
     plan = Plan(tasks=SWEEP_TASKS, sizes=SWEEP_SIZES, starts=(*checkpoints, "random"), probes=False,
