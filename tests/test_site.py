@@ -219,7 +219,7 @@ def open_page(browser, url: str, math_timeout_ms: int = 20000) -> tuple[object, 
             page.evaluate("() => MathJax.startup.promise")  # resolves when the page is typeset
         except PlaywrightTimeout:
             problems.append("MathJax did not load")
-    page.wait_for_load_state("networkidle")
+    page.wait_for_load_state("networkidle", timeout=120_000)  # a wait, not a measurement: CI runs many pages at once
     return page, problems
 
 
