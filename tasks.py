@@ -285,7 +285,8 @@ def test(extra: list[str]) -> None:
     lint()
     build_book()
     # --dist loadgroup: the modules that conftest.py puts in an xdist group go whole to one worker.
-    run(PY, "-m", "pytest", "--numprocesses", "auto", "--dist", "loadgroup", *extra, env=offline_env())
+    run(PY, "-m", "pytest", "--numprocesses", "auto", "--dist", "loadgroup", "--durations", "25", *extra,
+        env=offline_env())  # --durations: the slowest tests, named in every run's log
 
 
 def setup_arguments(argv: list[str]) -> tuple[str, str | None]:
