@@ -40,7 +40,6 @@ BOOK = ROOT / "book"
 EXEMPTIONS = BOOK / "_numbers.yml"
 # Pages whose prose is rewritten in other work: expected to fail until then (the check runs, the failure is shown).
 BEING_REWRITTEN = {
-    "finetuning.md": "converted by the experiments rewrite",
     "instructors.md": "its grading benchmarks are typed in; the grader's page, converted with bench/autograde.py",
 }
 
