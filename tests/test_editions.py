@@ -89,6 +89,69 @@ def test_the_finished_catalogs_are_complete():
         assert (TEMPLATES / f"{domain}.pot").is_file(), domain
 
 
+# ---- the glossary's terms ---------------------------------------------------------------------------------
+GLOSSARY_ENTRY = re.compile(r"^(\S[^\n]*)\n  \*\*([^*]+)\*\*", re.M)  # book/glossary.md: term, then **中文**
+NOT_PROSE = re.compile(r"\{[\w:-]+\}`[^`]*`|`[^`]*`|\$\$.*?\$\$|\$[^$]*\$", re.S)  # roles, code, math
+
+
+def glossary_terms(text: str) -> dict[str, list[str]]:
+    """English term -> the Chinese forms the glossary gives it ("掩盖（盖住）": 掩盖 or 盖住; a Latin name inside a
+    form, as in 任务集 GLUE, counts alone too)."""
+    terms = {}
+    for english, chinese in GLOSSARY_ENTRY.findall(text):
+        forms = [f.strip() for f in re.split(r"[（）()]", chinese) if f.strip()]
+        forms += [w for f in forms for w in re.findall(r"[A-Za-z][\w-]*", f) if w.lower() != english.lower()[:0]]
+        terms[english.strip().lower()] = forms
+    return terms
+
+
+# English words of the glossary that the chapters also use in another sense, with another Chinese word
+AMBIGUOUS = {"head": "also one head of multi-head attention (注意力头), not only a task's output head (输出头)",
+             "transformer": "also the transformers library, whose name is not translated"}
+
+
+def inconsistent_terms(messages: list[tuple[str, str]], terms: dict[str, list[str]]) -> list[str]:
+    """Each (msgid, msgstr) whose English prose names a glossary term (longest terms first, so that "attention
+    head" is not also read as "head") while the translation uses none of the term's Chinese forms."""
+    found = []
+    for msgid, msgstr in messages:
+        if not msgstr or re.fullmatch(r"\{term\}`[^`]+`", msgid.strip()) or "\\mathrm" in msgid:
+            continue  # a glossary table's English cell, or display math
+        prose = NOT_PROSE.sub(" ", msgid).lower()
+        for english in sorted(terms, key=len, reverse=True):
+            pattern = re.compile(r"\b" + re.escape(english) + r"(?:s|es)?\b")
+            if len(english) < 4 or english in AMBIGUOUS or not pattern.search(prose):
+                continue
+            prose = pattern.sub(" ", prose)
+            if not any(form.lower() in msgstr.lower() for form in terms[english]):
+                found.append(f"{english} -> {' / '.join(terms[english])}: {msgstr[:80]}")
+    return found
+
+
+def test_the_term_check_finds_a_term_translated_another_way():
+    terms = glossary_terms("masking\n  **掩盖（盖住）** — hiding tokens.\n\nhead\n  **输出头** — a layer.\n\n"
+                           "attention head\n  **注意力头** — one of several.\n")
+    assert terms["masking"] == ["掩盖", "盖住"]
+    good = [("Masking hides tokens.", "随机盖住一些词元。"), ("Each attention head attends.", "每个注意力头各自计算。")]
+    assert inconsistent_terms(good, terms) == []
+    assert len(inconsistent_terms([("Masking hides tokens.", "遮盖一些词元。")], terms)) == 1
+    assert len(inconsistent_terms([("A new attention head.", "一个新的头。")], terms)) == 1
+
+
+def test_every_catalog_translates_the_glossary_terms_as_the_glossary_does():
+    from babel.messages.pofile import read_po
+
+    terms = glossary_terms((ROOT / "book" / "glossary.md").read_text(encoding="utf-8"))
+    problems = []
+    for po in sorted((CATALOGS / "book").glob("*.po")):
+        if po.stem == "glossary":  # the glossary page itself is the list
+            continue
+        with po.open("rb") as f:
+            messages = [(m.id, m.string) for m in read_po(f) if m.id and isinstance(m.id, str)]
+        problems += [f"{po.name}: {p}" for p in inconsistent_terms(messages, terms)]
+    assert not problems, "\n".join(problems)
+
+
 # ---- zh_TW from zh_CN -----------------------------------------------------------------------------------
 def test_traditional_text_keeps_code_and_follows_the_reviewed_exceptions():
     import opencc
