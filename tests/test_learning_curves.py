@@ -169,3 +169,18 @@ def test_the_shipped_curves_are_what_the_shipped_model_gives():
                            smallest["learning_rate"])
     assert again["validation"] == pytest.approx(smallest["validation"], abs=0.02)
     assert again["test"] == pytest.approx(smallest["test"], abs=0.02)
+
+
+def test_a_run_made_under_another_step_budget_is_made_again(tmp_path):
+    from bertlab.learning_curves import stored_runs
+
+    plan = Plan.quick()
+    steps = plan.budget(32)[0]
+    runs = [{"kind": "finetune", "task": "sentiment", "start": "course", "n": 32, "seed": 0, "learning_rate": 1e-3,
+             "max_steps": steps},
+            {"kind": "finetune", "task": "sentiment", "start": "random", "n": 32, "seed": 0, "learning_rate": 1e-3,
+             "max_steps": steps + 1},
+            {"kind": "probe", "task": "sentiment", "start": "course", "n": 32, "seed": 0}]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    kept = stored_runs(tmp_path / "runs.jsonl", plan)
+    assert sorted(key[2] for key in kept) == ["course", "course"]  # the fine-tuning run of its budget, and the probe
