@@ -40,6 +40,8 @@ from course_editions import CONVERTED, COURSE_DOMAIN, EDITIONS, SOURCE, TRANSLAT
 OPENCC_CONFIG = "s2twp"  # Simplified -> Traditional with Taiwan's vocabulary and phrases
 OVERRIDES = Path("zh_TW") / "overrides.yml"  # below book/locales: OpenCC's output -> the reviewed form
 CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1", re.S)  # Markdown code: an example sentence stays as the model read it
+# {glue:text}`key:format` of the page's own notebook, in a translated message (not already "doc::key")
+OWN_GLUE = re.compile(r"\{glue:text\}`(?![^`]*::)([^`:]+)(?::([^`]*))?`")
 GETTEXT = "gettext"  # the gettext builder's own folder below _build/; its templates in pot/
 
 
@@ -62,6 +64,21 @@ def templates(source: Path) -> Path:
     return build_dir(source, SOURCE.language, GETTEXT) / "pot"
 
 
+def with_page_glue(catalog: Any, page: str) -> Any:
+    """A page's catalog whose glue roles name the page: ``{glue:text}`key:.1f``` -> ``{glue:text}`/page.md::key:.1f```.
+
+    Sphinx parses a translated message as a small document of its own, which has none of the notebook's glue
+    data, so myst-nb cannot fill a plain glue role there. A role that names its page is resolved later, from the
+    glue data that the page's notebook left in the build, which works in a translated message too."""
+    def name_page(match: re.Match) -> str:
+        return f"{{glue:text}}`/{page}.md::{match[1]}:{match[2] or 's'}`"
+
+    for message in catalog:
+        if message.id and isinstance(message.string, str):
+            message.string = OWN_GLUE.sub(name_page, message.string)
+    return catalog
+
+
 def sphinx_overrides(source: Path, language: str) -> dict[str, Any]:
     """The Sphinx settings of an edition, on top of _config.yml (what jupyter-book's own command line adds too)."""
     overrides: dict[str, Any] = {
@@ -76,9 +93,9 @@ def sphinx_overrides(source: Path, language: str) -> dict[str, Any]:
         # one execution cache for every edition (myst-nb would put one beside each build folder)
         "nb_execution_cache_path": str(source / "_build" / ".jupyter_cache"),
     }
-    if language != SOURCE.language:
-        catalogs = locales(source) if language != CONVERTED else source / "_build" / "locales"
-        overrides |= {"language": language, "locale_dirs": [str(catalogs)], "html_search_language": "zh"}
+    if language != SOURCE.language:  # the catalogs that prepare_catalogs wrote
+        overrides |= {"language": language, "locale_dirs": [str(source / "_build" / "locales")],
+                      "html_search_language": "zh"}
     return overrides
 
 
@@ -185,18 +202,30 @@ def theme_strings(ours: Path) -> Any:
     return merged
 
 
-def prepare_converted(source: Path) -> list[Path]:
-    """zh_TW's catalogs, from zh_CN's (step 3); returns those that changed."""
+def prepare_catalogs(source: Path, languages: list[str]) -> list[Path]:
+    """The catalogs the translated editions are built with, in _build/locales (step 3): zh_CN's as written, and
+    zh_TW's converted from them, each page's glue roles naming the page (with_page_glue). Returns those that
+    changed."""
     import opencc
 
     converter = opencc.OpenCC(OPENCC_CONFIG)
     overrides = read_overrides(locales(source) / OVERRIDES)
     translated = locales(source) / TRANSLATED / "LC_MESSAGES"
-    converted = source / "_build" / "locales" / CONVERTED / "LC_MESSAGES"
-    catalogs = {po.relative_to(translated): read_catalog(po) for po in sorted(translated.rglob("*.po"))}
-    catalogs[Path("sphinx.po")] = theme_strings(translated / "sphinx.po")
-    return [converted / name for name, catalog in catalogs.items()
-            if write_if_changed(convert_catalog(catalog, converter, overrides), converted / name)]
+    changed = []
+    for language in (TRANSLATED, CONVERTED):
+        if language not in languages:
+            continue
+        target = source / "_build" / "locales" / language / "LC_MESSAGES"
+        catalogs = {po.relative_to(translated): read_catalog(po) for po in sorted(translated.rglob("*.po"))}
+        if language == CONVERTED:
+            catalogs[Path("sphinx.po")] = theme_strings(translated / "sphinx.po")
+        for name, catalog in catalogs.items():
+            catalog = with_page_glue(catalog, name.with_suffix("").as_posix())
+            if language == CONVERTED:
+                catalog = convert_catalog(catalog, converter, overrides)
+            if write_if_changed(catalog, target / name):
+                changed.append(target / name)
+    return changed
 
 
 # ---- the site ---------------------------------------------------------------------------------------
@@ -260,8 +289,7 @@ def build_html(source: Path, languages: list[str]) -> None:
     start = time.perf_counter()
     sphinx_in_child(source, SOURCE.language, GETTEXT, timings)
     extract_course_strings(source, templates(source) / f"{COURSE_DOMAIN}.pot")
-    if CONVERTED in languages:
-        prepare_converted(source)
+    prepare_catalogs(source, languages)
     for lang in languages[1:]:
         sphinx_in_child(source, lang, "html", timings)
         publish_edition(build_dir(source, lang) / "html", site(source), site(source) / edition_of(lang).folder)
