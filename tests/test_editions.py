@@ -100,7 +100,7 @@ def glossary_terms(text: str) -> dict[str, list[str]]:
     terms = {}
     for english, chinese in GLOSSARY_ENTRY.findall(text):
         forms = [f.strip() for f in re.split(r"[（）()]", chinese) if f.strip()]
-        forms += [w for f in forms for w in re.findall(r"[A-Za-z][\w-]*", f) if w.lower() != english.lower()[:0]]
+        forms += [w for f in forms for w in re.findall(r"[A-Za-z][\w-]*", f)]
         terms[english.strip().lower()] = forms
     return terms
 

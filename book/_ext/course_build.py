@@ -211,20 +211,19 @@ def prepare_catalogs(source: Path, languages: list[str]) -> list[Path]:
     converter = opencc.OpenCC(OPENCC_CONFIG)
     overrides = read_overrides(locales(source) / OVERRIDES)
     translated = locales(source) / TRANSLATED / "LC_MESSAGES"
+    catalogs = {po.relative_to(translated): with_page_glue(read_catalog(po), po.relative_to(translated)
+                                                           .with_suffix("").as_posix())
+                for po in sorted(translated.rglob("*.po"))}
+    built = source / "_build" / "locales"
     changed = []
-    for language in (TRANSLATED, CONVERTED):
-        if language not in languages:
-            continue
-        target = source / "_build" / "locales" / language / "LC_MESSAGES"
-        catalogs = {po.relative_to(translated): read_catalog(po) for po in sorted(translated.rglob("*.po"))}
-        if language == CONVERTED:
-            catalogs[Path("sphinx.po")] = theme_strings(translated / "sphinx.po")
-        for name, catalog in catalogs.items():
-            catalog = with_page_glue(catalog, name.with_suffix("").as_posix())
-            if language == CONVERTED:
-                catalog = convert_catalog(catalog, converter, overrides)
-            if write_if_changed(catalog, target / name):
-                changed.append(target / name)
+    if TRANSLATED in languages:
+        changed += [built / TRANSLATED / "LC_MESSAGES" / name for name, catalog in catalogs.items()
+                    if write_if_changed(catalog, built / TRANSLATED / "LC_MESSAGES" / name)]
+    if CONVERTED in languages:  # after zh_CN is written: the conversion changes the catalogs in place
+        catalogs[Path("sphinx.po")] = theme_strings(translated / "sphinx.po")
+        changed += [built / CONVERTED / "LC_MESSAGES" / name for name, catalog in catalogs.items()
+                    if write_if_changed(convert_catalog(catalog, converter, overrides),
+                                        built / CONVERTED / "LC_MESSAGES" / name)]
     return changed
 
 
