@@ -7,10 +7,8 @@ A control page with known faults checks that the check reports them.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
+from course_files import course_tasks
 from test_site import PAGES, ROOT, base_url, browser, open_page, serve, site, unavailable  # noqa: F401  (fixtures)
 
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]  # axe's tags of the WCAG 2.0/2.1 A and AA rules
@@ -19,9 +17,7 @@ EVERY_PAGE = [p + ".html" for p in PAGES] + ["search.html", "genindex.html"]
 
 
 def axe_source() -> str:
-    spec = importlib.util.spec_from_file_location("course_tasks", ROOT / "tasks.py")
-    tasks = sys.modules.setdefault("course_tasks", importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(tasks)
+    tasks = course_tasks()
     if not tasks.AXE.is_file() and not tasks.fetch_axe():
         unavailable("axe-core is not installed and npm is missing (python3 tasks.py setup fetches it)")
     return tasks.AXE.read_text(encoding="utf-8")

@@ -17,12 +17,12 @@ sentence and its result is checked against bertlab's, with no request leaving th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from course_files import site_extension
 from test_site import ROOT, base_url, browser, cjk_font_problems, open_page, serve, site  # noqa: F401  (fixtures)
 
 from bertlab.shipped import course_model_dir
@@ -31,10 +31,7 @@ from bertlab.tokenizer import load_tokenizer
 
 def course_demos():
     """book/_ext/course_demos.py (the site's demo extension), as a module."""
-    spec = importlib.util.spec_from_file_location("course_demos", ROOT / "book" / "_ext" / "course_demos.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return site_extension("course_demos")
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from course_files import course_tasks, site_extension
 from test_site import base_url, browser, site  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +33,7 @@ EVERY_CATALOG = True
 
 def site_module(name: str):
     """A module of book/_ext (the site's extensions and its build), by file: its siblings importable."""
-    if str(EXT) not in sys.path:
-        sys.path.append(str(EXT))
-    spec = importlib.util.spec_from_file_location(name, EXT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return site_extension(name)
 
 
 def course_build():
@@ -254,10 +248,7 @@ def test_every_edition_shows_the_quiz_in_its_language_from_one_execution(tmp_pat
     write_po(tmp_path / "book" / "locales" / "zh_CN" / "LC_MESSAGES" / "book" / "chapter.po", QUIZ_CATALOG)
     from bertlab.hub import OFFLINE_ENV
 
-    spec = importlib.util.spec_from_file_location("course_tasks", ROOT / "tasks.py")
-    tasks = sys.modules.setdefault("course_tasks", importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(tasks)
-    result = subprocess.run(tasks.book_command(tmp_path), cwd=tmp_path, env={**os.environ, **OFFLINE_ENV},
+    result = subprocess.run(course_tasks().book_command(tmp_path), cwd=tmp_path, env={**os.environ, **OFFLINE_ENV},
                             capture_output=True, text=True)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]

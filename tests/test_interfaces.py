@@ -4,13 +4,13 @@ and their own code cells never spell out an assignment's solution."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 from chapter_code import code_cells
+from course_files import site_extension
 
 from coursegrader.preprocessors import SOLUTION  # the feedback's own rule for a solution region
 from coursegrader.stubs import GRADED
@@ -50,10 +50,7 @@ class Head:
 
 
 def course_interfaces():
-    spec = importlib.util.spec_from_file_location("course_interfaces", ROOT / "book" / "_ext" / "course_interfaces.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return site_extension("course_interfaces")
 
 
 def graded_targets() -> set[str]:

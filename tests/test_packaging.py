@@ -4,7 +4,6 @@ installed."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 import sys
 from importlib.metadata import packages_distributions
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import tomllib
 from chapter_code import code_cells
+from course_files import course_tasks
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -167,14 +167,6 @@ def test_every_package_data_pattern_matches_a_file():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bertlab"]
     empty = [pattern for pattern in data if not any((ROOT / "src" / "bertlab").glob(pattern))]
     assert not empty, f"package data in pyproject.toml that matches no file: {empty}"
-
-
-def course_tasks():
-    """tasks.py of the repository root (the set-up and its roles), as a module."""
-    spec = importlib.util.spec_from_file_location("course_tasks", ROOT / "tasks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 TASKS = course_tasks()

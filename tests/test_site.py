@@ -27,6 +27,7 @@ from urllib.parse import urldefrag, urlparse
 
 import pytest
 import yaml
+from course_files import course_tasks, site_extension
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -61,26 +62,6 @@ def is_notebook(page: str) -> bool:
 
 PAGES = toc_files()
 NOTEBOOKS = [p for p in PAGES if is_notebook(p)]
-
-
-def import_tasks():
-    """tasks.py of the repository root, as a module (it is a script, not part of a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("course_tasks", ROOT / "tasks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def site_extension(name: str):
-    """book/_ext/<name>.py (one of the site's Sphinx extensions), as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "_ext" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def course_fonts():
@@ -190,6 +171,17 @@ ERROR_OUTPUTS = """() => [...document.querySelectorAll('.output.traceback, .outp
   .concat(document.body.innerText.includes('Traceback (most recent call last)') ? ['a Python traceback'] : [])"""
 
 
+SETTLED_PAGE = """async () => {
+  if (window.courseDemos) await window.courseDemos.ready;
+  await document.fonts.ready;
+  await Promise.all([...document.images].filter(i => !i.complete && i.loading !== 'lazy').map(i =>
+    new Promise(done => {
+      i.addEventListener('load', done, {once: true});
+      i.addEventListener('error', done, {once: true});
+    })));
+}"""
+
+
 def open_page(browser, url: str, math_timeout_ms: int = 20000) -> tuple[object, list[str]]:
     """Load ``url``; return the page and every problem seen while loading it (errors, outside requests)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -219,7 +211,10 @@ def open_page(browser, url: str, math_timeout_ms: int = 20000) -> tuple[object, 
             page.evaluate("() => MathJax.startup.promise")  # resolves when the page is typeset
         except PlaywrightTimeout:
             problems.append("MathJax did not load")
-    page.wait_for_load_state("networkidle", timeout=120_000)  # a wait, not a measurement: CI runs many pages at once
+    # Settled: what the page fetches after "load" (web fonts, MathJax's fonts, the demos' model) has arrived.
+    # Named events, not Playwright's "networkidle" (no request for 500 ms), which a loaded CI machine
+    # sometimes did not reach within two minutes on a page that settles in two seconds here.
+    page.evaluate(SETTLED_PAGE)
     return page, problems
 
 
@@ -559,7 +554,7 @@ def build(root: Path) -> tuple[int, str]:
     """Build the site in ``root`` with the command of ``python3 tasks.py book``; return its exit code and log."""
     from bertlab.hub import OFFLINE_ENV
 
-    result = subprocess.run(import_tasks().book_command(root), cwd=root, env={**os.environ, **OFFLINE_ENV},
+    result = subprocess.run(course_tasks().book_command(root), cwd=root, env={**os.environ, **OFFLINE_ENV},
                             capture_output=True, text=True)
     return result.returncode, result.stdout + result.stderr
 
