@@ -3,6 +3,7 @@ resumes, and the stored results it shipped."""
 
 import json
 import math
+from dataclasses import asdict
 
 import pytest
 from shipped_results import stored_or_skip
@@ -150,7 +151,13 @@ def test_the_shipped_curves_say_how_many_runs_hit_their_cap_while_improving():
     assert all(r["stopped_early"] or r["steps"] == r["max_steps"] for r in results["points"])
     capped = [r for r in results["points"] if capped_while_rising(r, results["plan"]["patience"])]
     assert len(capped) <= len(results["points"]) // 10, f"{len(capped)} runs ended at their cap while improving"
-    assert len(describe(results["plan"])) == 5
+    assert len(describe(results["plan"])) == 6
+
+
+def test_the_protocol_says_which_vector_a_sentence_head_reads():
+    stored = {k: v for k, v in asdict(Plan()).items() if k != "checkpoints"} | {"sizes": {"sentiment": [100]}}
+    assert "reads the mean of the token vectors, as the probes do" in " ".join(describe(stored))
+    assert "reads the [CLS] vector;" in " ".join(describe(stored | {"pooling": {"sentiment": "cls"}}))
 
 
 @pytest.mark.slow
@@ -181,6 +188,19 @@ def test_a_run_made_under_another_step_budget_is_made_again(tmp_path):
             {"kind": "finetune", "task": "sentiment", "start": "random", "n": 32, "seed": 0, "learning_rate": 1e-3,
              "max_steps": steps + 1},
             {"kind": "probe", "task": "sentiment", "start": "course", "n": 32, "seed": 0}]
-    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps({"pooling": "mean"} | r) + "\n" for r in runs))
     kept = stored_runs(tmp_path / "runs.jsonl", plan)
     assert sorted(key[2] for key in kept) == ["course", "course"]  # the fine-tuning run of its budget, and the probe
+
+
+def test_a_run_made_with_another_pooling_is_made_again(tmp_path):
+    from bertlab.learning_curves import stored_runs
+
+    plan = Plan.quick()
+    assert plan.pooling["sentiment"] == "mean"  # every sentence task reads the mean of the tokens, as the probes do
+    run = {"kind": "finetune", "task": "sentiment", "n": 32, "seed": 0, "learning_rate": 1e-3,
+           "max_steps": plan.budget(32)[0]}
+    runs = [run | {"start": "course", "pooling": "mean"}, run | {"start": "random"},  # recorded before: [CLS]
+            run | {"start": "course-random", "pooling": "cls"}]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    assert [key[2] for key in stored_runs(tmp_path / "runs.jsonl", plan)] == ["course"]

@@ -43,11 +43,12 @@ from typing import Any
 
 import torch
 
-from .finetuned_models import RECIPES
+from .probes import TOKEN_TASKS
 from .shipped import course_model_dir
 
 RESULTS_NAME = "learning_curves"
 CURVE_TASKS = ("sentiment", "pos", "pair")  # not finetune_tasks.TASKS (every task, by name)
+SENTENCE_TASKS = tuple(task for task in CURVE_TASKS if task not in TOKEN_TASKS)  # one label per sentence (pair)
 SIZES = (100, 1000)  # the low-label end, where the lecture's claim lives (chapter 5's shipped models use all
 # labels); a third size would cost about an hour more of the two CPU cores the curves were made on
 LEARNING_RATES = (1e-4, 3e-4, 1e-3)
@@ -78,9 +79,10 @@ class Plan:
     validation_examples: int = VALIDATION_EXAMPLES
     test_examples: int = TEST_EXAMPLES
     probes: bool = True
-    # sentence pairs are classified from the mean of the tokens, as in the shipped pair model's recipe: the [CLS]
-    # vector of a model pretrained with SOP carries sentence order, not "next sentence?"
-    pooling: dict[str, str] = field(default_factory=lambda: {"pair": RECIPES["pair"]["pooling"]})
+    # every sentence task is classified from the mean of the tokens, as the probes read the encoder: the [CLS]
+    # pooler of the course model was trained for sentence order, a task it did not learn (chapter 4); fine-tuning
+    # [CLS] made the sentiment curves compare a start's pooler where the probes compared its token vectors
+    pooling: dict[str, str] = field(default_factory=lambda: {task: "mean" for task in SENTENCE_TASKS})
     checkpoints: dict[str, str] = field(default_factory=lambda: {"course": str(course_model_dir())})
     fixed_rates: dict[str, float] = field(default_factory=dict)  # "task/start": a rate chosen elsewhere, no grid
 
@@ -150,7 +152,7 @@ def finetune_point(plan: Plan, task: str, start: str, n: int, seed: int, learnin
             "validation": result.metrics["best_eval_accuracy"], "best_step": result.metrics["best_eval_step"],
             "test": result.metrics["test_accuracy"], "steps": result.step, "max_steps": steps,
             "eval_every": eval_every, "stopped_early": result.metrics["stopped_early"],
-            "seconds": round(result.seconds, 1)}
+            "pooling": plan.pooling.get(task), "seconds": round(result.seconds, 1)}
 
 
 def _splits(plan: Plan, task: str, n: int, seed: int) -> dict[str, Any]:
@@ -207,12 +209,14 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {"finetune": finetune_point,
 
 def stored_runs(log: Path, plan: Plan) -> dict[tuple, dict[str, Any]]:
     """The runs of runs.jsonl that this plan can reuse, by _key: a fine-tuning run made under another step budget
-    (an earlier plan's min_steps or max_passes) is not one of its runs, and is made again."""
+    (an earlier plan's min_steps or max_passes) or another pooling (none recorded: [CLS]) is not one of its runs,
+    and is made again."""
     done = {}
     if log.exists():
         for line in log.read_text().splitlines():
             run = json.loads(line)
-            if run.get("kind", "finetune") == "finetune" and run.get("max_steps") != plan.budget(run["n"])[0]:
+            if run.get("kind", "finetune") == "finetune" and (run.get("max_steps") != plan.budget(run["n"])[0]
+                                                             or run.get("pooling") != plan.pooling.get(run["task"])):
                 continue
             done[_key(run)] = run
     return done
@@ -316,6 +320,12 @@ def capped_while_rising(run: dict[str, Any], patience: int) -> bool:
     return not run["stopped_early"] and run["best_step"] > run["max_steps"] - patience * run["eval_every"]
 
 
+def _pools_the_mean(stored_plan: dict[str, Any]) -> bool:
+    """Whether every sentence task of a stored plan fine-tunes a head on the mean of the token vectors."""
+    pooling = stored_plan.get("pooling") or {}
+    return all(pooling.get(task) == "mean" for task in stored_plan["sizes"] if task in SENTENCE_TASKS)
+
+
 def describe(stored_plan: dict[str, Any]) -> list[str]:
     """The protocol of a stored plan, one sentence per rule, for the book."""
     p = stored_plan
@@ -334,6 +344,9 @@ def describe(stored_plan: dict[str, Any]) -> list[str]:
         "of the two in log N.",
         f"Test accuracy on the same {p['test_examples']} test examples for every run; the test split chooses "
         "nothing.",
+        ("A sentence task's fine-tuned head reads the mean of the token vectors, as the probes do, not the [CLS] "
+         "vector, whose pooler the course model trained for sentence order." if _pools_the_mean(p) else
+         "A sentence task's fine-tuned head reads the [CLS] vector; the probes read the mean of the token vectors."),
         "Linear probes: the start's encoder frozen, a logistic regression on the mean of the token vectors "
         "(per token for part of speech), its regularisation chosen on validation; the counting baselines "
         "choose theirs on validation too.",
