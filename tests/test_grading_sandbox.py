@@ -98,6 +98,9 @@ def _limits_probe(port: int) -> str:
     )
 
 
+OTHER_HOME = "/home/another-student/.ipython/profile_default/startup/00-sabotage.py"  # beside the sandbox's HOME
+
+
 def _attacks(course: Path, port: int) -> dict[str, tuple[str, str]]:
     """student -> (the answer cell to prefix, code put in front of the genuine answer)."""
     sabotage = "\nraise SystemExit('sabotaged by another student')\n"
@@ -110,7 +113,7 @@ def _attacks(course: Path, port: int) -> dict[str, tuple[str, str]]:
         "import bertlab, bertlab.checks as _c\n"
         + _attempts(["__LIB__", "__CHECKS__"], sabotage).replace("'__LIB__'", "bertlab.__file__")
         .replace("'__CHECKS__'", "_c.__file__")
-        + _attempts(["~/.ipython/profile_default/startup/00-sabotage.py",
+        + _attempts(["~/.ipython/profile_default/startup/00-sabotage.py", OTHER_HOME,
                      os.path.expanduser("~/.ipython/profile_default/startup/00-sabotage.py")], sabotage)
         + f"print('CHECKOUT VISIBLE', _os.path.exists({str(ROOT / 'src')!r}))\n"
     )
@@ -245,8 +248,9 @@ def test_no_student_damages_another_or_the_course(batch):
     # writable: its own HOME, and its private /tmp (where a path under the host's /tmp is a phantom copy)
     wrote = re.findall(r"WROTE (\S+)", text)
     assert all(p.startswith(("/home/student/", "/tmp/")) for p in wrote), wrote
-    for target in ("/opt/course-library/bertlab/__init__.py", "/opt/course-library/bertlab/checks.py",
-                   os.path.expanduser("~/.ipython/profile_default/startup/00-sabotage.py")):
+    grader_home = os.path.expanduser("~/.ipython/profile_default/startup/00-sabotage.py")
+    for target in ("/opt/course-library/bertlab/__init__.py", "/opt/course-library/bertlab/checks.py", OTHER_HOME,
+                   *([] if grader_home.startswith("/tmp/") else [grader_home])):  # under /tmp: a private copy
         assert f"BLOCKED {target}" in text
     assert "CHECKOUT VISIBLE False" in text
     assert not (Path.home() / ".ipython/profile_default/startup/00-sabotage.py").exists()

@@ -167,8 +167,8 @@ def _bwrap(settings: Settings, folder: Path | None) -> list[str]:
     if folder is not None:
         mounts += ["--bind", str(folder), str(folder), "--bind", str(folder / "home"), HOME]
     args += _with_parents(mounts)
-    if folder is not None:
-        args += ["--chdir", HOME]
+    if folder is not None:  # /home read-only around the student's HOME: without root the tmpfs is the student's own
+        args += ["--remount-ro", "/home", "--chdir", HOME]
     env = {"HOME": HOME, "USER": "student", "LANG": "C.UTF-8", "PYTHONPATH": LIBRARY,
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
            "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{HOME}/.matplotlib"}
