@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -169,14 +170,22 @@ def test_an_edition_leads_to_the_files_it_shares_with_the_english_one(tmp_path):
         (root / "_static" / "course-cjk.css").write_text("same bytes, but names the edition's own font")
         (root / "book").mkdir()
     (edition / "_static" / "only-here.css").write_text("zh")
+    # the chapter's downloadable notebook: the same cells, with the random cell ids of each build
+    for root, ids, text in ((english, "a1", "print(1)"), (edition, "b2", "print(1)")):
+        (root / "_sources").mkdir()
+        (root / "_sources" / "page.ipynb").write_text(json.dumps({"cells": [{"id": ids, "source": text}]}))
+        (root / "_sources" / "other.ipynb").write_text(json.dumps({"cells": [{"id": ids, "source": ids}]}))
     page = ('<script src="../_static/theme.js?v=1"></script><script src="../_static/documentation_options.js">'
-            '</script><link href="../_static/course-cjk.css"><link href="../_static/only-here.css">')
+            '</script><link href="../_static/course-cjk.css"><link href="../_static/only-here.css">'
+            '<a href="../_sources/page.ipynb"><a href="../_sources/other.ipynb">')
     (edition / "book" / "page.html").write_text(page)
-    assert build.publish_edition(edition, english, english / "zh-cn") == 1
+    assert build.publish_edition(edition, english, english / "zh-cn") == 2
     published = (english / "zh-cn" / "book" / "page.html").read_text()
-    assert published == page.replace('"../_static/theme.js', '"../../_static/theme.js')
+    assert published == page.replace('"../_static/theme.js', '"../../_static/theme.js').replace(
+        '"../_sources/page.ipynb', '"../../_sources/page.ipynb')
     assert sorted(p.name for p in (english / "zh-cn" / "_static").iterdir()) == [
         "course-cjk.css", "documentation_options.js", "only-here.css"]
+    assert [p.name for p in (english / "zh-cn" / "_sources").iterdir()] == ["other.ipynb"]  # its text differs
 
 
 # ---- quizzes --------------------------------------------------------------------------------------------
@@ -219,12 +228,22 @@ from jupyterquiz import display_quiz
 
 display_quiz(QUESTIONS)
 ```
+
+```{code-cell} ipython3
+from myst_nb import glue
+
+glue("verdict", "above zero", display=False)
+```
+
+The interval is {glue:text}`verdict`.
 """.replace("QUESTIONS", repr(QUESTIONS))
 QUIZ_CATALOG = [("Masking", "掩盖", False), ("BERT learns by filling in blanks.", "BERT 通过填空来学习。", False),
                 ("What does BERT's pretraining read?", "BERT 的预训练读的是什么？", False),
                 ("Unlabelled text", "没有标注的文本", False),
                 ("Right: no labels of any task.", "对：不需要任何任务的标注。", False),
-                ("No: that is a number.", "不对：那是一个数。", False)]
+                ("No: that is a number.", "不对：那是一个数。", False),
+                ("The interval is {glue:text}`verdict`.", "区间{glue:text}`verdict`。", False)]
+GLUED = [("above zero", "整个高于零", False)]  # a glued phrase, in course.po
 
 
 def quiz_data(page: Path) -> list:
@@ -246,6 +265,7 @@ def test_every_edition_shows_the_quiz_in_its_language_from_one_execution(tmp_pat
     (tmp_path / "book" / "index.md").write_text("# Index\n\nA out with one chapter.\n")
     (tmp_path / "book" / "chapter.md").write_text(QUIZ_CHAPTER)
     write_po(tmp_path / "book" / "locales" / "zh_CN" / "LC_MESSAGES" / "book" / "chapter.po", QUIZ_CATALOG)
+    write_po(tmp_path / "book" / "locales" / "zh_CN" / "LC_MESSAGES" / "course.po", GLUED)
     from bertlab.hub import OFFLINE_ENV
 
     result = subprocess.run(course_tasks().book_command(tmp_path), cwd=tmp_path, env={**os.environ, **OFFLINE_ENV},
@@ -265,12 +285,21 @@ def test_every_edition_shows_the_quiz_in_its_language_from_one_execution(tmp_pat
     assert traditional[0]["question"] == "BERT 的預訓練讀的是什麼？"
     assert [a["feedback"] for a in traditional[0]["answers"]] == ["對：不需要任何任務的標註。", "不對：那是一個數。"]
     assert "BERT 通過填空來學習。" in (out / "zh-tw" / "book" / "chapter.html").read_text(encoding="utf-8")
+    # a phrase glued from the notebook's results reads in each edition's language, from course.po
+    pasted = {folder: re.findall(r'<span class="pasted-text">([^<]*)</span>',
+                                 (out / folder / "book" / "chapter.html").read_text(encoding="utf-8"))
+              for folder in ("", "zh-cn/", "zh-tw/")}
+    assert pasted == {"": ["above zero"], "zh-cn/": ["整个高于零"], "zh-tw/": ["整個高於零"]}
     # the quiz's words are in the chapter's template, for translators, and the catalog check is satisfied
     build = course_build()
     pot = tmp_path / "_build" / "gettext" / "pot"
     catalogs = tmp_path / "book" / "locales" / "zh_CN" / "LC_MESSAGES"
     assert "What does BERT's pretraining read?" in (pot / "book" / "chapter.pot").read_text(encoding="utf-8")
     assert build.catalog_problems(pot, catalogs, ["book/chapter"]) == {}
+    assert "above zero" in build.glued_phrases(tmp_path) and "missing: above zero" not in " ".join(
+        build.catalog_problems(pot, catalogs, ["course"]).get("course", []))
+    write_po(catalogs / "course.po", [])  # without its translation, the phrase is a translator's task
+    assert "missing: above zero" in build.catalog_problems(pot, catalogs, ["course"])["course"]
     assert "book/index" in build.catalog_problems(pot, catalogs)  # the index is not translated here
     # the switcher of each edition leads to the same page in every edition
     for folder in ("", "zh-cn/", "zh-tw/"):

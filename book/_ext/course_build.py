@@ -240,9 +240,22 @@ def site(source: Path) -> Path:
     return source / "_build" / "html"
 
 
+def same_notebook(path: Path, twin: Path) -> bool:
+    """Whether two downloadable notebooks are one: each build gives the cells of a Markdown chapter's notebook
+    new random ids (nbformat's), and every edition offers the chapter's English source."""
+    def without_ids(notebook: Path) -> dict:
+        data = json.loads(notebook.read_text(encoding="utf-8"))
+        for cell in data.get("cells", []):
+            cell.pop("id", None)
+        return data
+
+    return path.suffix == twin.suffix == ".ipynb" and without_ids(path) == without_ids(twin)
+
+
 def shared_files(edition_site: Path, english_site: Path) -> set[str]:
-    """The files of an edition's build that the English edition holds byte for byte, in the shared folders: the
-    site keeps one copy of each (the theme's scripts, MathJax, the plots, the notebooks), the English one's."""
+    """The files of an edition's build that the English edition holds byte for byte, in the shared folders (a
+    notebook: but for its cell ids): the site keeps one copy of each (the theme's scripts, MathJax, the plots,
+    the notebooks), the English one's."""
     import filecmp
 
     shared = set()
@@ -251,7 +264,7 @@ def shared_files(edition_site: Path, english_site: Path) -> set[str]:
             name = path.relative_to(edition_site).as_posix()
             twin = english_site / name
             if (path.is_file() and path.name not in OWN_FILES and twin.is_file()
-                    and filecmp.cmp(path, twin, shallow=False)):
+                    and (filecmp.cmp(path, twin, shallow=False) or same_notebook(path, twin))):
                 shared.add(name)
     return shared
 
@@ -298,9 +311,33 @@ def build_html(source: Path, languages: list[str]) -> None:
 
 
 # ---- the translators' step -------------------------------------------------------------------------
+# A glued phrase: a text that a chapter computes from its results and glues into its prose, made of lower-case
+# words only ("above zero", "does not narrow"); numbers, names and sentences are not phrases to translate.
+GLUED_PHRASE = re.compile(r"[a-z][a-z ,;'-]*")
+
+
+def glued_phrases(source: Path) -> dict[str, str]:
+    """The glued phrases of the English build's executed chapters (myst-nb's <page>.glue.json): phrase -> where
+    it is glued, "page: key"."""
+    import ast
+
+    phrases: dict[str, str] = {}
+    executed = build_dir(source, SOURCE.language) / "jupyter_execute"
+    for path in sorted(executed.rglob("*.glue.json")):
+        page = path.relative_to(executed).as_posix().removesuffix(".glue.json")
+        for key, output in json.loads(path.read_text(encoding="utf-8")).items():
+            try:
+                value = ast.literal_eval(output.get("data", {}).get("text/plain", ""))
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(value, str) and GLUED_PHRASE.fullmatch(value):
+                phrases.setdefault(value, f"{page}: {key}")
+    return phrases
+
+
 def extract_course_strings(source: Path, pot: Path) -> int:
-    """The site's title and the site extensions' own strings (``N_("...")`` in book/_ext/*.py, ``tr("...")`` in
-    its scripts) as ``pot``; returns how many."""
+    """The site's title, the site extensions' own strings (``N_("...")`` in book/_ext/*.py, ``tr("...")`` in
+    its scripts) and the chapters' glued phrases (glued_phrases) as ``pot``; returns how many."""
     import yaml
     from babel.messages.catalog import Catalog
     from babel.messages.extract import extract
@@ -315,6 +352,8 @@ def extract_course_strings(source: Path, pot: Path) -> int:
         with path.open("rb") as f:
             for _line, message, _comments, _context in extract(method, f, keywords=keywords):
                 catalog.add(message)
+    for phrase, where in glued_phrases(source).items():
+        catalog.add(phrase, auto_comments=[f"glued into the prose from the chapter's results ({where})"])
     pot.parent.mkdir(parents=True, exist_ok=True)
     with pot.open("wb") as f:
         write_po(f, catalog, width=0, omit_header=False)

@@ -12,7 +12,10 @@ This extension gives every page of every edition
   in the article header), and ``<link rel="alternate" hreflang>`` for each edition;
 * the course's own interface strings in the edition's language: ``translate`` reads them from the catalog
   ``course.po`` of the edition (the demos' strings, the quizzes' buttons, the switcher's label). Strings are
-  marked for extraction with ``N_`` in Python and ``t`` in the demos' script (``course_build.py catalogs``).
+  marked for extraction with ``N_`` in Python and ``t`` in the demos' script (``course_build.py catalogs``);
+* the phrases that chapters glue into their prose from their results ("above zero", "narrows"), in the
+  edition's language: a glued text that is a message of ``course.po`` is replaced by its translation
+  (``course_build.py`` extracts the glued phrases of the executed chapters into that catalog's template).
 """
 
 from __future__ import annotations
@@ -131,6 +134,22 @@ def configure_edition(app: Any, config: Any) -> None:
     config.html_theme_options = options
 
 
+def translate_glued_phrases(app: Any, doctree: Any, docname: str) -> None:
+    """Each glued text of the page (myst-nb's ``pasted-text``, filled in by then) that the edition's course.po
+    translates, in the edition's language: a translated sentence keeps its glue role, and the phrase the role
+    pastes is the English one that the notebook computed."""
+    from docutils import nodes
+
+    messages = course_messages(app)
+    if not messages:
+        return
+    for node in list(doctree.findall(nodes.inline)):
+        text = node.astext()
+        if "pasted-text" in node["classes"] and text in messages:
+            node.clear()
+            node += nodes.Text(messages[text])
+
+
 def copy_stylesheet(app: Any, exception: Exception | None) -> None:
     if exception is None and app.builder.format == "html":
         (Path(app.outdir) / "_static").mkdir(exist_ok=True)
@@ -141,5 +160,6 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("config-inited", configure_edition)
     app.connect("build-finished", copy_stylesheet)
     app.connect("html-page-context", add_switcher)
+    app.connect("doctree-resolved", translate_glued_phrases)  # after the post-transforms that paste glue
     app.add_css_file("course_editions.css")
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
