@@ -170,14 +170,14 @@ def test_an_edition_leads_to_the_files_it_shares_with_the_english_one(tmp_path):
         (root / "_static" / "course-cjk.css").write_text("same bytes, but names the edition's own font")
         (root / "book").mkdir()
     (edition / "_static" / "only-here.css").write_text("zh")
-    # the chapter's downloadable notebook: the same cells, with the random cell ids of each build
-    for root, ids, text in ((english, "a1", "print(1)"), (edition, "b2", "print(1)")):
+    # the chapter's downloadable notebook, the English source in every edition: each build leaves its own cell ids
+    for root, ids in ((english, "a1"), (edition, "b2")):
         (root / "_sources").mkdir()
-        (root / "_sources" / "page.ipynb").write_text(json.dumps({"cells": [{"id": ids, "source": text}]}))
-        (root / "_sources" / "other.ipynb").write_text(json.dumps({"cells": [{"id": ids, "source": ids}]}))
+        (root / "_sources" / "page.ipynb").write_text(json.dumps({"cells": [{"id": ids, "source": "print(1)"}]}))
+        (root / "_sources" / "page.md").write_text(f"a page's source ({ids})")  # not a notebook: its own
     page = ('<script src="../_static/theme.js?v=1"></script><script src="../_static/documentation_options.js">'
             '</script><link href="../_static/course-cjk.css"><link href="../_static/only-here.css">'
-            '<a href="../_sources/page.ipynb"><a href="../_sources/other.ipynb">')
+            '<a href="../_sources/page.ipynb"><a href="../_sources/page.md">')
     (edition / "book" / "page.html").write_text(page)
     assert build.publish_edition(edition, english, english / "zh-cn") == 2
     published = (english / "zh-cn" / "book" / "page.html").read_text()
@@ -185,7 +185,7 @@ def test_an_edition_leads_to_the_files_it_shares_with_the_english_one(tmp_path):
         '"../_sources/page.ipynb', '"../../_sources/page.ipynb')
     assert sorted(p.name for p in (english / "zh-cn" / "_static").iterdir()) == [
         "course-cjk.css", "documentation_options.js", "only-here.css"]
-    assert [p.name for p in (english / "zh-cn" / "_sources").iterdir()] == ["other.ipynb"]  # its text differs
+    assert [p.name for p in (english / "zh-cn" / "_sources").iterdir()] == ["page.md"]
 
 
 # ---- quizzes --------------------------------------------------------------------------------------------

@@ -229,6 +229,7 @@ def prepare_catalogs(source: Path, languages: list[str]) -> list[Path]:
 
 # ---- the site ---------------------------------------------------------------------------------------
 SHARED_FOLDERS = ("_static", "_images", "_sources")  # theme and extension files, plots, downloadable sources
+NOTEBOOKS = ("_sources", ".ipynb")  # the chapters' downloadable notebooks: the English ones in every edition
 # Files of those folders that belong to one edition even where their bytes happen to be the English one's: the
 # search's language and index, the page options, and the course font's subset with the stylesheet that names it.
 OWN_FILES = {"documentation_options.js", "translations.js", "language_data.js", "searchindex.js", "course-cjk.css",
@@ -240,22 +241,12 @@ def site(source: Path) -> Path:
     return source / "_build" / "html"
 
 
-def same_notebook(path: Path, twin: Path) -> bool:
-    """Whether two downloadable notebooks are one: each build gives the cells of a Markdown chapter's notebook
-    new random ids (nbformat's), and every edition offers the chapter's English source."""
-    def without_ids(notebook: Path) -> dict:
-        data = json.loads(notebook.read_text(encoding="utf-8"))
-        for cell in data.get("cells", []):
-            cell.pop("id", None)
-        return data
-
-    return path.suffix == twin.suffix == ".ipynb" and without_ids(path) == without_ids(twin)
-
-
 def shared_files(edition_site: Path, english_site: Path) -> set[str]:
-    """The files of an edition's build that the English edition holds byte for byte, in the shared folders (a
-    notebook: but for its cell ids): the site keeps one copy of each (the theme's scripts, MathJax, the plots,
-    the notebooks), the English one's."""
+    """The files of an edition's build that the English edition holds byte for byte, in the shared folders, and
+    its downloadable notebooks: the site keeps one copy of each (the theme's scripts, MathJax, the plots, the
+    notebooks), the English one's. A chapter's notebook is its English source, executed once for every edition;
+    an edition's copy differs only in what its build leaves behind (new random cell ids, myst-nb's glue records,
+    streams merged another way)."""
     import filecmp
 
     shared = set()
@@ -264,7 +255,7 @@ def shared_files(edition_site: Path, english_site: Path) -> set[str]:
             name = path.relative_to(edition_site).as_posix()
             twin = english_site / name
             if (path.is_file() and path.name not in OWN_FILES and twin.is_file()
-                    and (filecmp.cmp(path, twin, shallow=False) or same_notebook(path, twin))):
+                    and (filecmp.cmp(path, twin, shallow=False) or (folder, path.suffix) == NOTEBOOKS)):
                 shared.add(name)
     return shared
 
