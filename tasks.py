@@ -45,6 +45,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".installed"
 LOCKS = ROOT / "requirements"  # one lock file per role, ROLE.txt, written by `python3 tasks.py lock`
+CONSTRAINTS = LOCKS / "constraints.txt"  # pins the lock respects beyond pyproject.toml (why: in the file)
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # torch's CPU builds (PyPI's Linux torch is the CUDA build)
 CUDA_INDEX = "https://download.pytorch.org/whl/{tag}"  # --cuda TAG: cu126, cu128, ... (pytorch.org lists them)
 LOCKED_PYTHON = (3, 11)  # the lock files hold the wheels of CPython 3.11 on Linux x86_64
@@ -191,6 +192,7 @@ def lock(options: list[str]) -> None:
     Index URLs of this machine's own pip configuration (a local mirror) do not go into the files."""
     command = [BIN / "pip-compile", "pyproject.toml", "--quiet", "--generate-hashes", "--unsafe-package", "bertlab",
                "--strip-extras", "--no-emit-find-links", "--extra-index-url", CPU_INDEX,
+               "--constraint", CONSTRAINTS.relative_to(ROOT),
                "--pip-args", "--retries 1"]  # a machine that cannot reach an index hears so at once
     LOCKS.mkdir(exist_ok=True)
     for role in sorted(ROLES, key=lambda r: r != "developer"):

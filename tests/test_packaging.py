@@ -215,6 +215,31 @@ def test_the_lock_files_install_torch_from_the_cpu_index():
         assert f"--extra-index-url {TASKS.CPU_INDEX}" in text.splitlines(), role
 
 
+def too_new_for(python: str, installed: dict[str, tuple[str, str | None]], pins: dict[str, str]) -> list[str]:
+    """The pinned packages whose installed release (name -> (version, Requires-Python)) does not accept ``python``."""
+    from packaging.specifiers import SpecifierSet
+
+    return [f"{name}=={version} needs Python {needs}" for name, (version, needs) in sorted(installed.items())
+            if pins.get(name) == version and needs and not SpecifierSet(needs).contains(python)]
+
+
+def test_every_pinned_package_runs_on_the_oldest_python_the_project_accepts():
+    """requires-python is a promise for every 3.11 (Debian 12's python3 is 3.11.2): a pin whose Requires-Python
+    wants a later 3.11 breaks the README's commands there (soupsieve 3.0 and later want 3.11.5). Checked on the
+    releases installed here where they are the pinned ones (CI installs the developer's lock)."""
+    from importlib.metadata import distributions
+
+    floor = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    oldest = re.fullmatch(r">=\s*(\d+\.\d+)(\.\d+)?", floor.split("#")[0].strip())
+    assert oldest, f"requires-python {floor!r} is not a plain floor"
+    python = oldest[1] + (oldest[2] or ".0")
+    installed = {canonicalize_name(d.metadata["Name"]): (d.version, d.metadata.get("Requires-Python"))
+                 for d in distributions()}
+    assert too_new_for(python, installed, TASKS.pins("developer")) == []
+    caught = too_new_for("3.11.2", {"soupsieve": ("4.1.3", ">=3.11.5")}, {"soupsieve": "4.1.3"})
+    assert caught == ["soupsieve==4.1.3 needs Python >=3.11.5"]
+
+
 def test_a_lock_entry_without_a_hash_is_seen():
     lines = ["--extra-index-url https://example.org/simple", "numpy==2.4.6 \\", "    --hash=sha256:aa \\",
              "    --hash=sha256:bb", "    # via bertlab", "six==1.16.0", "    # via bertlab"]
